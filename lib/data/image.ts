@@ -1,0 +1,74 @@
+/**
+ * Image codec on sharp (libvips): decoding runs on libuv's thread pool, so it never blocks
+ * the Node-RED event loop. Everything becomes an RGB RawImage (grayscale expanded, alpha
+ * flattened onto black).
+ */
+import sharp from 'sharp';
+import { ContractError, RawImage, describeValue, isRawImage } from '../contract';
+
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this (decompression bombs, mistaken inputs). */
+  maxPixels?: number;
+}
+
+/** Decodes any format sharp reads (JPEG, PNG, WebP, TIFF, GIF, AVIF...) to RGB. */
+export async function decodeImage(input: Buffer, opts: DecodeOptions = {}): Promise<RawImage> {
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!Buffer.isBuffer(input) || input.length === 0) {
+    throw new ContractError(`expected an encoded image Buffer (JPEG, PNG, WebP...) or a RawImage, got ${describeValue(input)}`);
+  }
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new ContractError(`not an image sharp can read (${(err as Error).message}); got ${describeValue(input)} starting ${input.subarray(0, 4).toString('hex')}`);
+  }
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (w <= 0 || h <= 0) throw new ContractError(`image has zero size (${w}x${h})`);
+  if (w * h > maxPixels) throw new ContractError(`image is ${w}x${h} = ${w * h} pixels, above the limit of ${maxPixels}`);
+  try {
+    const { data, info } = await sharp(input, { failOn: 'truncated', limitInputPixels: maxPixels })
+      .flatten({ background: { r: 0, g: 0, b: 0 } })
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
+    return { width: info.width, height: info.height, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  } catch (err) {
+    throw new ContractError(`corrupt or truncated ${meta.format ?? 'image'} (${w}x${h}): ${(err as Error).message}`);
+  }
+}
+
+/** Accepts either an encoded Buffer or a RawImage; checks the pixel limit on both. */
+export async function toRawImage(input: unknown, opts: DecodeOptions = {}): Promise<RawImage> {
+  if (Buffer.isBuffer(input)) return decodeImage(input, opts);
+  if (isRawImage(input)) {
+    const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+    if (input.width * input.height > maxPixels) {
+      throw new ContractError(`image is ${input.width}x${input.height} = ${input.width * input.height} pixels, above the limit of ${maxPixels}`);
+    }
+    return input;
+  }
+  throw new ContractError(`expected an encoded image Buffer (JPEG, PNG, WebP...) or a RawImage {width, height, channels: 3, data}, got ${describeValue(input)}`);
+}
+
+export type EncodeFormat = 'png' | 'jpeg';
+
+export async function encodeImage(img: RawImage, format: EncodeFormat = 'png', quality = 90): Promise<Buffer> {
+  const s = sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), {
+    raw: { width: img.width, height: img.height, channels: 3 },
+  });
+  return format === 'jpeg' ? s.jpeg({ quality }).toBuffer() : s.png().toBuffer();
+}
+
+/** Resizes an RGB image with sharp; `fit: 'fill'` ignores aspect ratio (sizes are exact). */
+export async function resizeImage(img: RawImage, width: number, height: number): Promise<RawImage> {
+  if (img.width === width && img.height === height) return img;
+  const { data, info } = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), {
+    raw: { width: img.width, height: img.height, channels: 3 },
+  }).resize(width, height, { fit: 'fill', kernel: 'linear' }).raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}

@@ -1,0 +1,142 @@
+/**
+ * The process-wide pool of compute workers. The main thread (Node-RED's event loop) only
+ * routes messages; forward passes, CRF and training run in these threads.
+ */
+import * as os from 'os';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import { resolvePreference } from '../engine/backend';
+import { SerializedError, TaskReply, WorkerInit } from './protocol';
+
+export interface RunOptions {
+  /** Buffers moved to the worker (the caller's views become empty). */
+  transfer?: ArrayBuffer[];
+  /** Run on this worker (a model's tasks go to the worker that holds it). */
+  slot?: WorkerSlot;
+  /** Backend preference when the pool picks the worker. */
+  backend?: string;
+}
+
+function reviveError(e: SerializedError): Error {
+  const err = new Error(e.message);
+  err.name = e.name;
+  if (e.stack) err.stack = e.stack;
+  return err;
+}
+
+let nextSlotId = 1;
+
+/** One worker thread and its in-flight tasks. */
+export class WorkerSlot {
+  readonly id = nextSlotId++;
+  readonly worker: Worker;
+  readonly preference: string;
+  alive = true;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  /** Tasks sent and not answered: the pool's measure of how busy this worker is. */
+  get load(): number {
+    return this.pending.size;
+  }
+  /** Models pinned to this worker (weighted into placement). */
+  models = 0;
+
+  constructor(preference: string, private readonly onExit: (slot: WorkerSlot) => void) {
+    this.preference = preference;
+    const init: WorkerInit = { backend: preference };
+    this.worker = new Worker(path.join(__dirname, 'worker-main.js'), { workerData: init });
+    this.worker.unref();
+    this.worker.on('message', (reply: TaskReply) => this.settle(reply));
+    this.worker.on('error', (err) => this.die(err));
+    this.worker.on('exit', (code) => this.die(new Error(`compute worker exited with code ${code}`)));
+  }
+
+  run<T>(task: string, args: unknown, transfer: ArrayBuffer[] = []): Promise<T> {
+    if (!this.alive) return Promise.reject(new Error('compute worker is not running'));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      if (this.pending.size === 1) this.worker.ref();
+      this.worker.postMessage({ id, task, args }, transfer);
+    });
+  }
+
+  private settle(reply: TaskReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if (reply.ok) p.resolve(reply.result);
+    else p.reject(reviveError(reply.error));
+  }
+
+  private die(err: Error): void {
+    if (!this.alive) return;
+    this.alive = false;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.onExit(this);
+  }
+
+  async terminate(): Promise<void> {
+    this.alive = false;
+    await this.worker.terminate();
+  }
+}
+
+export class WorkerPool {
+  private readonly slots: WorkerSlot[] = [];
+
+  constructor(readonly size: number) {}
+
+  /** The least busy worker for a backend preference, starting one while below the size. */
+  pick(backend?: string): WorkerSlot {
+    const pref = resolvePreference(backend);
+    const same = this.slots.filter((s) => s.alive && s.preference === pref);
+    const idle = same.find((s) => s.load === 0 && s.models === 0);
+    if (idle) return idle;
+    if (same.length < this.size) {
+      const slot = new WorkerSlot(pref, (s) => this.remove(s));
+      this.slots.push(slot);
+      return slot;
+    }
+    return same.reduce((a, b) => (b.load + b.models < a.load + a.models ? b : a));
+  }
+
+  run<T>(task: string, args: unknown, opts: RunOptions = {}): Promise<T> {
+    const slot = opts.slot ?? this.pick(opts.backend);
+    return slot.run<T>(task, args, opts.transfer);
+  }
+
+  /** Name of the backend the workers for this preference run. */
+  backendName(backend?: string): Promise<string> {
+    return this.run<string>('engine.backend', null, { backend });
+  }
+
+  get workers(): readonly WorkerSlot[] {
+    return this.slots;
+  }
+
+  private remove(slot: WorkerSlot): void {
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+  }
+
+  async close(): Promise<void> {
+    const all = this.slots.splice(0);
+    await Promise.all(all.map((s) => s.terminate()));
+  }
+}
+
+function defaultSize(): number {
+  const env = Number(process.env.DEEPLAB_WORKERS);
+  if (Number.isInteger(env) && env > 0) return env;
+  return Math.max(1, Math.min(2, os.availableParallelism?.() ?? os.cpus().length));
+}
+
+let shared: WorkerPool | undefined;
+/** The one pool of this process, shared by every node. */
+export function getPool(): WorkerPool {
+  if (!shared) shared = new WorkerPool(defaultSize());
+  return shared;
+}

@@ -1,0 +1,41 @@
+/** Entry point of a compute worker thread: sets up the backend, then runs tasks by name. */
+import { parentPort, workerData } from 'worker_threads';
+import { initBackend } from '../engine/backend';
+import { getTask } from './tasks';
+import { TaskReply, TaskRequest, WorkerInit } from './protocol';
+import './task-modules';
+
+const init = workerData as WorkerInit;
+const port = parentPort;
+if (!port) throw new Error('worker-main must run in a worker thread');
+
+const ready = initBackend(init.backend);
+
+// Tasks run one at a time in arrival order: tfjs kernels are synchronous anyway, and a
+// strict order keeps a model's forward passes queued behind its load.
+let chain: Promise<void> = Promise.resolve();
+
+port.on('message', (req: TaskRequest) => {
+  chain = chain.then(() => run(req));
+});
+
+async function run(req: TaskRequest): Promise<void> {
+  let reply: TaskReply;
+  let transfer: ArrayBuffer[] = [];
+  try {
+    const backend = await ready;
+    if (req.task === 'engine.backend') {
+      reply = { id: req.id, ok: true, result: backend };
+    } else {
+      const task = getTask(req.task);
+      if (!task) throw new Error(`unknown worker task "${req.task}"`);
+      const out = await task(req.args as never);
+      transfer = out.transfer ?? [];
+      reply = { id: req.id, ok: true, result: out.result };
+    }
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    reply = { id: req.id, ok: false, error: { name: e.name, message: e.message, stack: e.stack } };
+  }
+  port!.postMessage(reply, transfer);
+}

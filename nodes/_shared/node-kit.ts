@@ -1,0 +1,79 @@
+/**
+ * The thin layer every node shares: status conventions, input handling that routes errors
+ * to Catch nodes, message properties by path, and config values with defaults (flows written
+ * by hand or by older versions may omit any property).
+ */
+import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
+
+export type Msg = NodeMessageInFlow & Record<string, unknown>;
+export type Send = (msg: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void;
+
+export type StatusKind = 'idle' | 'loading' | 'busy' | 'ok' | 'warn' | 'error';
+
+const STATUS_STYLE: Record<StatusKind, { fill: 'grey' | 'yellow' | 'blue' | 'green' | 'red'; shape: 'dot' | 'ring' }> = {
+  idle: { fill: 'grey', shape: 'ring' },
+  loading: { fill: 'yellow', shape: 'ring' },
+  busy: { fill: 'blue', shape: 'dot' },
+  ok: { fill: 'green', shape: 'dot' },
+  warn: { fill: 'yellow', shape: 'dot' },
+  error: { fill: 'red', shape: 'ring' },
+};
+
+export function setStatus(node: Node, kind: StatusKind, text: string): void {
+  node.status({ ...STATUS_STYLE[kind], text: text.length > 60 ? `${text.slice(0, 57)}...` : text });
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Registers an async input handler: a thrown error goes to node.error(err, msg) (so a Catch
+ * node sees it), turns the status red, and never escapes to crash the process.
+ */
+export function onInput(node: Node, handler: (msg: Msg, send: Send) => Promise<void>): void {
+  node.on('input', (msg: NodeMessageInFlow, send: Send, done: (err?: Error) => void) => {
+    handler(msg as Msg, send).then(
+      () => done(),
+      (err: unknown) => {
+        setStatus(node, 'error', errorText(err));
+        node.error(err instanceof Error ? err : new Error(String(err)), msg);
+        done();
+      },
+    );
+  });
+}
+
+export function getProp(RED: NodeAPI, msg: Msg, path: string): unknown {
+  return RED.util.getMessageProperty(msg, path);
+}
+
+export function setProp(RED: NodeAPI, msg: Msg, path: string, value: unknown): void {
+  RED.util.setMessageProperty(msg, path, value, true);
+}
+
+/** A config value as a number, the default where absent or blank, an error where not a number. */
+export function numberProp(value: unknown, fallback: number, name: string): number {
+  if (value === undefined || value === null || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new Error(`property "${name}" must be a number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function stringProp<T extends string>(value: unknown, fallback: T, allowed?: readonly T[]): T {
+  if (value === undefined || value === null || value === '') return fallback;
+  const s = String(value) as T;
+  if (allowed && !allowed.includes(s)) throw new Error(`"${s}" is not one of ${allowed.join(', ')}`);
+  return s;
+}
+
+export function boolProp(value: unknown, fallback: boolean): boolean {
+  if (value === undefined || value === null || value === '') return fallback;
+  return value === true || value === 'true';
+}
+
+/** A message property path from the config, `payload` where absent. */
+export function pathProp(value: unknown, fallback = 'payload'): string {
+  const s = typeof value === 'string' ? value.trim() : '';
+  return (s || fallback).replace(/^msg\./, '');
+}
