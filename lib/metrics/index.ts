@@ -1,0 +1,3 @@
+/** Segmentation metrics: confusion matrix accumulation, IoU / accuracy figures, heatmap. */
+export * from './confusion';
+export * from './heatmap';
