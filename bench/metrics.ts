@@ -1,10 +1,13 @@
 /**
  * Confusion-matrix accumulation speed (goal: >= 200 Mpixel/s on one core), on VOC-sized
- * label maps with 21 classes and a void border, as miou-eval runs it per message.
+ * label maps with 21 classes and a void border, as miou-eval runs it per message; and the
+ * cost of msc-fusion, which decides what it may run on the event loop (FUSION_INLINE_LIMIT).
  */
 import { performance } from 'perf_hooks';
 import { LabelMap } from '../lib/contract';
 import { ConfusionMatrix } from '../lib/metrics';
+import { FusionOptions, fuseScoreMaps } from '../lib/fusion';
+import { ScoreMap } from '../lib/contract';
 
 function synthetic(w: number, h: number, seed: number, classes: number): { pred: LabelMap; gt: LabelMap } {
   let s = seed >>> 0;
@@ -44,4 +47,30 @@ function main(): void {
   console.log(`metrics: report from the matrix: ${reportMs.toFixed(3)} ms`);
 }
 
+function scoreMap(w: number, h: number, c: number, extra: Partial<ScoreMap>): ScoreMap {
+  const d = new Float32Array(w * h * c);
+  for (let i = 0; i < d.length; i++) d[i] = Math.sin(i * 0.37) * 4;
+  return { width: w, height: h, classes: c, data: d, kind: 'logits', stride: 8, ...extra };
+}
+
+function fusion(): void {
+  const scales = [0.5, 0.5, 1, 1, 1.5, 1.5];
+  const atStride = scales.map((s, i) => scoreMap(Math.round(65 * s), Math.round(65 * s), 21, { scale: s, flipped: i % 2 === 1 }));
+  const atImage = scales.map((s, i) => scoreMap(513, 513, 21, { scale: s, flipped: i % 2 === 1 }));
+  const cases: [string, ScoreMap[], FusionOptions][] = [
+    ['6 maps (33..98 px) to the scale-1 65x65, mean-probs', atStride, { method: 'mean-probs' }],
+    ['6 maps (33..98 px) to the scale-1 65x65, max', atStride, { method: 'max' }],
+    ['6 maps 513x513x21, mean-probs', atImage, { method: 'mean-probs' }],
+    ['6 maps 513x513x21, max', atImage, { method: 'max' }],
+  ];
+  for (const [label, maps, opts] of cases) {
+    fuseScoreMaps(maps, opts);
+    const t0 = performance.now();
+    const n = 3;
+    for (let i = 0; i < n; i++) fuseScoreMaps(maps, opts);
+    console.log(`fusion: ${label}: ${((performance.now() - t0) / n).toFixed(1)} ms on the calling thread`);
+  }
+}
+
 main();
+fusion();

@@ -1,2 +1,3 @@
 /** Every module that registers worker tasks; imported once by the worker entry point. */
 import './engine-tasks';
+import '../fusion/tasks';

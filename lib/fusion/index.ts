@@ -1,0 +1,2 @@
+/** Multi-scale / flip fusion of score maps. */
+export * from './msc-fusion';
