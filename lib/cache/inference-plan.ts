@@ -1,0 +1,71 @@
+/**
+ * Which input sizes a forward pass runs at. DeepLab's own code uses sizes k * stride + 1 so
+ * that, with align-corners resizing, logit cell j sits exactly on input pixel j * stride.
+ */
+export type ResizePolicy = 'valid' | 'pad' | 'none';
+export const RESIZE_POLICIES: ResizePolicy[] = ['valid', 'pad', 'none'];
+
+export interface InferOptions {
+  /** valid: longest side to `size`, both sides snapped to k*stride+1 (no padding).
+   *  pad: longest side to `size` keeping the aspect ratio exactly, padded to a valid size.
+   *  none: the image's own size times the scale. */
+  resize: ResizePolicy;
+  size: number;
+  scales: number[];
+  flip: boolean;
+}
+
+export interface PlannedRun {
+  scale: number;
+  width: number;
+  height: number;
+  padBottom: number;
+  padRight: number;
+}
+
+export interface InferPlan extends InferOptions {
+  runs: PlannedRun[];
+}
+
+export const DEFAULT_INFER_OPTIONS: InferOptions = { resize: 'valid', size: 513, scales: [1], flip: false };
+
+function snap(v: number, stride: number): number {
+  return Math.max(1, Math.round((v - 1) / stride)) * stride + 1;
+}
+
+function snapUp(v: number, stride: number): number {
+  return Math.max(1, Math.ceil((v - 1) / stride)) * stride + 1;
+}
+
+export function checkInferOptions(o: Partial<InferOptions>): InferOptions {
+  const r = { ...DEFAULT_INFER_OPTIONS, ...o };
+  if (!RESIZE_POLICIES.includes(r.resize)) throw new Error(`resize policy must be one of ${RESIZE_POLICIES.join(', ')}, got "${r.resize}"`);
+  if (!(Number.isInteger(r.size) && r.size >= 33 && r.size <= 4097)) throw new Error(`size must be an integer in 33..4097, got ${r.size}`);
+  if (!Array.isArray(r.scales) || r.scales.length === 0 || r.scales.some((s) => !(s > 0 && s <= 4))) {
+    throw new Error(`scales must be a non-empty list of numbers in (0, 4], got ${JSON.stringify(r.scales)}`);
+  }
+  return { ...r, flip: !!r.flip };
+}
+
+export function planInference(width: number, height: number, outputStride: number, opts: Partial<InferOptions>): InferPlan {
+  const o = checkInferOptions(opts);
+  const runs = o.scales.map((scale): PlannedRun => {
+    if (o.resize === 'none') {
+      return { scale, width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)), padBottom: 0, padRight: 0 };
+    }
+    const f = (o.size * scale) / Math.max(width, height);
+    if (o.resize === 'valid') return { scale, width: snap(width * f, outputStride), height: snap(height * f, outputStride), padBottom: 0, padRight: 0 };
+    const w = Math.max(1, Math.round(width * f));
+    const h = Math.max(1, Math.round(height * f));
+    return { scale, width: w, height: h, padBottom: snapUp(h, outputStride) - h, padRight: snapUp(w, outputStride) - w };
+  });
+  return { ...o, runs };
+}
+
+/** Scales from the editor ("0.5, 0.75, 1") or a message (an array). */
+export function parseScales(v: unknown): number[] {
+  if (Array.isArray(v)) return v.map(Number);
+  const s = String(v ?? '').trim();
+  if (!s) return [1];
+  return s.split(/[\s,]+/).filter(Boolean).map(Number);
+}

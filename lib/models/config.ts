@@ -1,0 +1,39 @@
+/**
+ * A model as the deeplab-model config node describes it, and the key the model cache
+ * shares it under.
+ */
+import { ModelSpec, normalizeSpec } from './deeplab';
+import { defaultPreprocessing, Preprocessing, PREPROCESSINGS } from './preprocess';
+
+export type WeightsSource =
+  | { source: 'random' }
+  | { source: 'dir'; path: string }
+  | { source: 'url'; url: string };
+
+export interface ModelConfig {
+  spec: ModelSpec;
+  preprocessing: Preprocessing;
+  weights: WeightsSource;
+  backend: string;
+  classNames?: string[];
+  /** Size of the warm-up pass after loading (0 skips it). */
+  warmupSize?: number;
+}
+
+export function normalizeModelConfig(c: Partial<Omit<ModelConfig, 'spec'>> & { spec?: Partial<ModelSpec> }): ModelConfig {
+  const spec = normalizeSpec(c.spec ?? {});
+  const preprocessing = c.preprocessing ?? defaultPreprocessing(spec.variant, spec.layout);
+  if (!PREPROCESSINGS.includes(preprocessing)) throw new Error(`unknown preprocessing "${preprocessing}": expected ${PREPROCESSINGS.join(', ')}`);
+  const weights = c.weights ?? { source: 'random' };
+  if (weights.source === 'dir' && !weights.path) throw new Error('weights from a directory need a path');
+  if (weights.source === 'url' && !/^https?:\/\//i.test(weights.url ?? '')) throw new Error(`weights URL must start with http:// or https://, got "${weights.url}"`);
+  if (c.classNames && c.classNames.length !== spec.classes) {
+    throw new Error(`${c.classNames.length} class names given for ${spec.classes} classes`);
+  }
+  return { spec, preprocessing, weights, backend: c.backend || 'auto', classNames: c.classNames, warmupSize: c.warmupSize };
+}
+
+/** Configs that would load the same network and weights share one cache entry. */
+export function modelKey(c: ModelConfig): string {
+  return JSON.stringify({ spec: c.spec, pre: c.preprocessing, w: c.weights, b: c.backend });
+}

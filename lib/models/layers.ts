@@ -1,0 +1,171 @@
+/**
+ * The building blocks of the zoo: small classes that own their parameters (through a
+ * ParamStore, under a dotted name) and apply them in a forward pass.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { conv2d, depthwiseConv2d } from '../engine/conv';
+import { ParamStore } from './params';
+
+export interface Ctx {
+  training: boolean;
+  /** BN uses its running statistics even while training (the usual DeepLab fine-tuning). */
+  freezeBN: boolean;
+  /** Running-statistic updates collected during a training pass, applied by the trainer. */
+  statUpdates?: { variable: tf.Variable; value: tf.Tensor }[];
+}
+
+export const INFERENCE: Ctx = { training: false, freezeBN: true };
+
+export interface ConvSpec {
+  k: number;
+  cin: number;
+  cout: number;
+  stride?: number;
+  dilation?: number;
+  bias?: boolean;
+  /** Classifiers start from N(0, 0.01) as in DeepLab; everything else He normal. */
+  std?: number;
+}
+
+/** Symmetric "same" padding for odd kernels; stride-2 convs pad like PyTorch and Caffe. */
+function padFor(k: number, dilation: number): [[number, number], [number, number]] {
+  const p = ((k - 1) * dilation) / 2;
+  return [[p, p], [p, p]];
+}
+
+export class Conv {
+  readonly kernel: tf.Variable;
+  readonly bias?: tf.Variable;
+  private readonly stride: number;
+  private readonly dilation: number;
+
+  constructor(store: ParamStore, readonly name: string, s: ConvSpec) {
+    this.stride = s.stride ?? 1;
+    this.dilation = s.dilation ?? 1;
+    const init = s.std !== undefined ? { kind: 'normal' as const, std: s.std } : { kind: 'he' as const, fanIn: s.k * s.k * s.cin };
+    this.kernel = store.weight(`${name}.weight`, [s.k, s.k, s.cin, s.cout], init);
+    if (s.bias) this.bias = store.weight(`${name}.bias`, [s.cout], { kind: 'const', value: 0 });
+  }
+
+  apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
+    const k = this.kernel.shape[0];
+    const y = conv2d(x, this.kernel as tf.Tensor4D, { stride: this.stride, dilation: this.dilation, pad: padFor(k, this.dilation), training: ctx.training });
+    return this.bias ? tf.add(y, this.bias) : y;
+  }
+}
+
+export class DepthwiseConv {
+  readonly kernel: tf.Variable;
+  constructor(store: ParamStore, readonly name: string, k: number, channels: number, private stride = 1, private dilation = 1) {
+    this.kernel = store.weight(`${name}.weight`, [k, k, channels, 1], { kind: 'he', fanIn: k * k });
+  }
+
+  apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
+    const k = this.kernel.shape[0];
+    return depthwiseConv2d(x, this.kernel as tf.Tensor4D, { stride: this.stride, dilation: this.dilation, pad: padFor(k, this.dilation), training: ctx.training });
+  }
+}
+
+export class BatchNorm {
+  readonly gamma: tf.Variable;
+  readonly beta: tf.Variable;
+  readonly mean: tf.Variable;
+  readonly variance: tf.Variable;
+
+  constructor(store: ParamStore, readonly name: string, channels: number, private readonly eps = 1e-5, private readonly momentum = 0.1) {
+    this.gamma = store.weight(`${name}.gamma`, [channels], { kind: 'const', value: 1 });
+    this.beta = store.weight(`${name}.beta`, [channels], { kind: 'const', value: 0 });
+    this.mean = store.stat(`${name}.running_mean`, [channels], 0);
+    this.variance = store.stat(`${name}.running_var`, [channels], 1);
+  }
+
+  apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
+    if (!ctx.training || ctx.freezeBN) {
+      return tf.batchNorm(x, this.mean, this.variance, this.beta, this.gamma, this.eps) as tf.Tensor4D;
+    }
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    if (ctx.statUpdates) {
+      const m = this.momentum;
+      ctx.statUpdates.push(
+        { variable: this.mean, value: tf.keep(tf.add(tf.mul(this.mean, 1 - m), tf.mul(mean, m))) },
+        { variable: this.variance, value: tf.keep(tf.add(tf.mul(this.variance, 1 - m), tf.mul(variance, m))) },
+      );
+    }
+    return tf.batchNorm(x, mean, variance, this.beta, this.gamma, this.eps) as tf.Tensor4D;
+  }
+}
+
+export type Activation = 'relu' | 'relu6' | 'none';
+
+function activate(x: tf.Tensor4D, act: Activation): tf.Tensor4D {
+  if (act === 'relu') return tf.relu(x);
+  if (act === 'relu6') return tf.relu6(x);
+  return x;
+}
+
+/** conv (no bias) + BN + activation: the unit of ResNet, MobileNet and the v3 heads. */
+export class ConvBN {
+  readonly conv: Conv;
+  readonly bn: BatchNorm;
+  /** `name` prefixes both parts (`name.conv`, `name.bn`) unless explicit names are given. */
+  constructor(store: ParamStore, name: string | [string, string], s: ConvSpec, private readonly act: Activation = 'relu') {
+    const [convName, bnName] = typeof name === 'string' ? [`${name}.conv`, `${name}.bn`] : name;
+    this.conv = new Conv(store, convName, { ...s, bias: false });
+    this.bn = new BatchNorm(store, bnName, s.cout);
+  }
+
+  apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
+    return activate(this.bn.apply(this.conv.apply(x, ctx), ctx), this.act);
+  }
+}
+
+export class DepthwiseBN {
+  readonly conv: DepthwiseConv;
+  readonly bn: BatchNorm;
+  constructor(store: ParamStore, name: string, k: number, channels: number, stride: number, dilation: number, private readonly act: Activation = 'relu6') {
+    this.conv = new DepthwiseConv(store, `${name}.conv`, k, channels, stride, dilation);
+    this.bn = new BatchNorm(store, `${name}.bn`, channels);
+  }
+
+  apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
+    return activate(this.bn.apply(this.conv.apply(x, ctx), ctx), this.act);
+  }
+}
+
+/** Output size of a pooling window in PyTorch/Caffe ceil mode. */
+export function ceilPoolSize(size: number, k: number, s: number, p: number): number {
+  let out = Math.ceil((size + 2 * p - k) / s) + 1;
+  if ((out - 1) * s >= size + p) out--; // the last window may not start inside the padding
+  return out;
+}
+
+/**
+ * Max pooling with explicit padding (and optionally ceil mode). Inputs follow a ReLU, so zero
+ * padding is the same as -inf padding.
+ */
+export function maxPool(x: tf.Tensor4D, k: number, s: number, p: number, ceil = false): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const outH = ceil ? ceilPoolSize(h, k, s, p) : Math.floor((h + 2 * p - k) / s) + 1;
+  const outW = ceil ? ceilPoolSize(w, k, s, p) : Math.floor((w + 2 * p - k) / s) + 1;
+  const extraH = Math.max(0, (outH - 1) * s + k - (h + 2 * p));
+  const extraW = Math.max(0, (outW - 1) * s + k - (w + 2 * p));
+  const padded = p + extraH + extraW > 0 ? tf.pad(x, [[0, 0], [p, p + extraH], [p, p + extraW], [0, 0]]) : x;
+  return tf.maxPool(padded, k, s, 'valid');
+}
+
+/** Bilinear resize of a feature map (NHWC). */
+export function upsample(x: tf.Tensor4D, height: number, width: number, alignCorners: boolean): tf.Tensor4D {
+  if (x.shape[1] === height && x.shape[2] === width) return x;
+  return tf.image.resizeBilinear(x, [height, width], alignCorners, !alignCorners);
+}
+
+export function dropout(x: tf.Tensor4D, rate: number, ctx: Ctx): tf.Tensor4D {
+  return ctx.training && rate > 0 ? (tf.dropout(x, rate) as tf.Tensor4D) : x;
+}
+
+/** Channel count scaled by the width multiplier, at least 1 (small variants for tests and demos). */
+export function scaled(channels: number, width: number, divisor = 1): number {
+  if (width === 1) return channels;
+  const c = Math.max(divisor, Math.round((channels * width) / divisor) * divisor);
+  return Math.max(1, c);
+}

@@ -1,0 +1,135 @@
+/**
+ * deeplab-infer: image in, logits at the output stride out (one ScoreMap, or one per
+ * scale / flip for msc-fusion). Decoding runs on libuv's pool (sharp), the forward pass in
+ * the compute worker that holds the model; a bounded queue protects live streams.
+ */
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { getModelCache, ModelHandle } from '../../lib/cache/model-cache';
+import { checkInferOptions, InferOptions, parseScales, ResizePolicy } from '../../lib/cache/inference-plan';
+import { toRawImage, DEFAULT_MAX_PIXELS } from '../../lib/data/image';
+import { BoundedQueue, QueuePolicy, QUEUE_POLICIES } from '../../lib/runtime/bounded-queue';
+import { normalizeModelConfig } from '../../lib/models/config';
+import { CLASS_PRESETS } from '../../lib/data/palette';
+import { boolProp, errorText, getProp, Msg, numberProp, pathProp, Send, setProp, setStatus, stringProp } from '../_shared/node-kit';
+import type { DeeplabModelNode } from '../_shared/model-node';
+
+interface InferProps {
+  model?: string;
+  resize?: string;
+  size?: string | number;
+  scales?: string;
+  flip?: boolean | string;
+  queueSize?: string | number;
+  queuePolicy?: string;
+  maxPixels?: string | number;
+  property?: string;
+  output?: string;
+}
+
+interface Job {
+  msg: Msg;
+  send: Send;
+  done: (err?: Error) => void;
+}
+
+export = function register(RED: NodeAPI): void {
+  function DeeplabInfer(this: Node, def: NodeDef & InferProps) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    let handle: ModelHandle | undefined;
+    let backend = '';
+    let classNames: string[] = [...CLASS_PRESETS.voc21.names];
+    let lastMs = 0;
+    let opts: InferOptions;
+    let queue: BoundedQueue<Job>;
+    const input = pathProp(def.property);
+    const output = pathProp(def.output);
+    try {
+      opts = checkInferOptions({
+        resize: stringProp<ResizePolicy>(def.resize, 'valid'),
+        size: numberProp(def.size, 513, 'size'),
+        scales: parseScales(def.scales),
+        flip: boolProp(def.flip, false),
+      });
+      const maxPixels = numberProp(def.maxPixels, DEFAULT_MAX_PIXELS, 'maxPixels');
+      const policy = stringProp<QueuePolicy>(def.queuePolicy, 'drop-oldest', QUEUE_POLICIES);
+      queue = new BoundedQueue<Job>(numberProp(def.queueSize, 2, 'queueSize'), policy, (job) => runJob(job, maxPixels), (job, reason) => {
+        job.done();
+        showReady();
+        node.debug(`message ${job.msg._msgid} ${reason}`);
+      });
+      const cfgNode = def.model ? (RED.nodes.getNode(def.model) as DeeplabModelNode | null) : null;
+      if (def.model && !cfgNode) throw new Error('the selected deeplab-model config node is missing');
+      if (cfgNode) {
+        handle = cfgNode.acquire();
+        classNames = cfgNode.classNames;
+      } else {
+        // Only type and wires: the editor's default model (DeepLab v3+ MobileNetV2, VOC, random init).
+        handle = getModelCache().acquire(normalizeModelConfig({ spec: { variant: 'v3plus', classes: 21 }, classNames }));
+      }
+    } catch (err) {
+      setStatus(node, 'error', errorText(err));
+      node.error(err);
+    }
+
+    function showReady(): void {
+      const q = queue ? ` · q ${queue.length}` : '';
+      const d = queue?.dropped ? ` · dropped ${queue.dropped}` : '';
+      setStatus(node, 'ok', `${backend}${lastMs ? ` · ${lastMs} ms` : ''}${q}${d}`);
+    }
+
+    if (handle) {
+      setStatus(node, 'loading', 'loading model...');
+      handle.ready().then(
+        (info) => {
+          backend = info.backend;
+          if (info.classNames) classNames = info.classNames;
+          setStatus(node, 'ok', `ready · ${backend} · ${(info.params / 1e6).toFixed(2)}M params`);
+        },
+        (err) => {
+          setStatus(node, 'error', `load failed: ${errorText(err)}`);
+          node.error(`model load failed: ${errorText(err)}`);
+        },
+      );
+    }
+
+    async function runJob(job: Job, maxPixels: number): Promise<void> {
+      const { msg, send, done } = job;
+      try {
+        if (!handle) throw new Error('no model: fix the node configuration');
+        const image = await toRawImage(getProp(RED, msg, input), { maxPixels });
+        setStatus(node, 'busy', `${backend || 'running'} · q ${queue.length}`);
+        const t0 = Date.now();
+        const maps = await handle.infer(image, opts);
+        lastMs = Date.now() - t0;
+        msg.image = image;
+        msg.classNames = classNames;
+        setProp(RED, msg, output, maps.length === 1 ? maps[0] : maps);
+        showReady();
+        send(msg);
+        done();
+      } catch (err) {
+        setStatus(node, 'error', errorText(err));
+        node.error(err instanceof Error ? err : new Error(String(err)), msg);
+        done();
+      }
+    }
+
+    node.on('input', (msg, send, done) => {
+      if (!queue) {
+        node.error(new Error('node is misconfigured (see its status)'), msg);
+        done();
+        return;
+      }
+      queue.push({ msg: msg as Msg, send: send as Send, done });
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      queue?.clear();
+      const h = handle;
+      handle = undefined;
+      (h ? h.release() : Promise.resolve()).then(() => done(), () => done());
+    });
+  }
+  RED.nodes.registerType('deeplab-infer', DeeplabInfer);
+};

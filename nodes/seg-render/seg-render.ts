@@ -1,0 +1,65 @@
+/** seg-render: labels (or scores, argmax taken) to a colour mask / overlay / side-by-side picture with a legend. */
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { ContractError, expectRawImage, isLabelMap, isScoreMap, LabelMap, describeValue } from '../../lib/contract';
+import { argmaxScoreMap } from '../../lib/ops/score-map';
+import { DEFAULT_RENDER, RENDER_MODES, RenderMode, renderSegmentation } from '../../lib/render/render';
+import { CLASS_PRESETS } from '../../lib/data/palette';
+import type { DeeplabModelNode } from '../_shared/model-node';
+import { boolProp, getProp, Msg, numberProp, onInput, pathProp, setProp, setStatus, stringProp } from '../_shared/node-kit';
+
+interface RenderProps {
+  model?: string;
+  mode?: string;
+  opacity?: string | number;
+  legend?: boolean | string;
+  format?: string;
+  quality?: string | number;
+  property?: string;
+  imageProperty?: string;
+  output?: string;
+}
+
+export = function register(RED: NodeAPI): void {
+  function SegRender(this: Node, def: NodeDef & RenderProps) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const property = pathProp(def.property);
+    const output = pathProp(def.output);
+    const imageProperty = pathProp(def.imageProperty, 'image');
+    const mode = stringProp<RenderMode>(def.mode, DEFAULT_RENDER.mode, RENDER_MODES);
+    const opacity = numberProp(def.opacity, DEFAULT_RENDER.opacity, 'opacity');
+    const legend = boolProp(def.legend, DEFAULT_RENDER.legend);
+    const format = stringProp(def.format, 'png', ['png', 'jpeg'] as const);
+    const quality = numberProp(def.quality, DEFAULT_RENDER.quality, 'quality');
+    const cfg = def.model ? (RED.nodes.getNode(def.model) as DeeplabModelNode | null) : null;
+    setStatus(node, 'idle', 'ready');
+
+    onInput(node, async (msg: Msg, send) => {
+      const value = getProp(RED, msg, property);
+      let labels: LabelMap;
+      let classes: number;
+      if (isLabelMap(value)) {
+        labels = value;
+        classes = 0;
+      } else if (isScoreMap(value)) {
+        labels = argmaxScoreMap(value);
+        classes = value.classes;
+      } else {
+        throw new ContractError(`msg.${property}: expected a LabelMap or a ScoreMap, got ${describeValue(value)}`);
+      }
+      const img = getProp(RED, msg, imageProperty);
+      const image = img === undefined ? undefined : expectRawImage(img, `msg.${imageProperty}`);
+      const names = cfg?.classNames.length ? cfg.classNames : Array.isArray(msg.classNames) ? (msg.classNames as string[]) : [...CLASS_PRESETS.voc21.names];
+      const colors = cfg?.classColors.length ? cfg.classColors : undefined;
+      if (!classes) classes = Math.max(names.length, 1);
+      const t0 = Date.now();
+      const r = await renderSegmentation(labels, image, classes, { mode, opacity, legend, format, quality, names, colors });
+      setProp(RED, msg, output, r.buffer);
+      msg.classesPresent = r.classesPresent;
+      msg.contentType = format === 'jpeg' ? 'image/jpeg' : 'image/png';
+      setStatus(node, 'ok', `${r.width}x${r.height} ${format} · ${r.classesPresent.length} classes · ${Date.now() - t0} ms`);
+      send(msg);
+    });
+  }
+  RED.nodes.registerType('seg-render', SegRender);
+};

@@ -1,0 +1,63 @@
+/** upsample: a ScoreMap to the image's size (or a fixed size) by bilinear interpolation; optional softmax / argmax. */
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { ContractError, expectRawImage, expectScoreMap, LabelMap, ScoreMap } from '../../lib/contract';
+import type { UpsampleArgs, UpsampleOutput } from '../../lib/cache/scoremap-tasks';
+import { getPool } from '../../lib/worker/pool';
+import { boolProp, getProp, Msg, numberProp, onInput, pathProp, setProp, setStatus, stringProp } from '../_shared/node-kit';
+
+interface UpsampleProps {
+  sizeFrom?: string;
+  width?: string | number;
+  height?: string | number;
+  alignCorners?: boolean | string;
+  output?: string;
+  property?: string;
+  imageProperty?: string;
+}
+
+const OUTPUTS: UpsampleOutput[] = ['scores', 'probs', 'labels', 'both'];
+
+export = function register(RED: NodeAPI): void {
+  function Upsample(this: Node, def: NodeDef & UpsampleProps) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const property = pathProp(def.property);
+    const imageProperty = pathProp(def.imageProperty, 'image');
+    const sizeFrom = stringProp(def.sizeFrom, 'image', ['image', 'fixed'] as const);
+    const alignCorners = boolProp(def.alignCorners, true);
+    const output = stringProp<UpsampleOutput>(def.output, 'probs', OUTPUTS);
+    const fixedW = numberProp(def.width, 513, 'width');
+    const fixedH = numberProp(def.height, 513, 'height');
+    setStatus(node, 'idle', 'ready');
+
+    onInput(node, async (msg: Msg, send) => {
+      const value = getProp(RED, msg, property);
+      if (Array.isArray(value)) {
+        throw new ContractError(`msg.${property} holds ${value.length} score maps (multi-scale output): fuse them with msc-fusion first`);
+      }
+      const map = expectScoreMap(value, `msg.${property}`);
+      let width = fixedW;
+      let height = fixedH;
+      if (sizeFrom === 'image') {
+        const img = getProp(RED, msg, imageProperty);
+        if (img === undefined) throw new ContractError(`msg.${imageProperty} is missing: keep the image from deeplab-infer on the message, or set a fixed size`);
+        ({ width, height } = expectRawImage(img, `msg.${imageProperty}`));
+      } else if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
+        throw new ContractError(`fixed size must be positive integers, got ${width}x${height}`);
+      }
+      setStatus(node, 'busy', `${map.width}x${map.height} -> ${width}x${height}`);
+      const t0 = Date.now();
+      // Copy: the incoming map may be shared with other wires.
+      const args: UpsampleArgs = { map: { ...map, data: new Float32Array(map.data) }, width, height, alignCorners, output };
+      const r = await getPool().run<{ map?: ScoreMap; labels?: LabelMap }>('scoremap.upsample', args, { transfer: [args.map.data.buffer as ArrayBuffer] });
+      if (output === 'labels') setProp(RED, msg, property, r.labels);
+      else {
+        setProp(RED, msg, property, r.map);
+        if (r.labels) msg.labels = r.labels;
+      }
+      setStatus(node, 'ok', `${width}x${height} · ${Date.now() - t0} ms`);
+      send(msg);
+    });
+  }
+  RED.nodes.registerType('upsample', Upsample);
+};
