@@ -10,7 +10,11 @@ export type Init =
   | { kind: 'normal'; std: number }
   | { kind: 'const'; value: number };
 
+let nextStoreId = 1;
+
 export class ParamStore {
+  /** tfjs registers variable names engine-wide: each store prefixes its own. */
+  private readonly uid = `deeplab${nextStoreId++}`;
   readonly trainable = new Map<string, tf.Variable>();
   readonly stats = new Map<string, tf.Variable>();
   private seed: number;
@@ -37,7 +41,7 @@ export class ParamStore {
       // He (Kaiming) normal for ReLU networks, seeded so a model is reproducible.
       else if (init.kind === 'he') t = tf.randomNormal(shape, 0, Math.sqrt(2 / init.fanIn), 'float32', this.seed++);
       else t = tf.randomNormal(shape, 0, init.std, 'float32', this.seed++);
-      return tf.variable(t, trainable, name);
+      return tf.variable(t, trainable, `${this.uid}/${name}`);
     });
     into.set(name, v);
     return v;
