@@ -1,0 +1,211 @@
+import { strict as assert } from 'assert';
+import sharp from 'sharp';
+import { catchNode, helper, messages, nextMessage, statusLog } from '../helpers/red';
+import { getModelCache } from '../../lib/cache/model-cache';
+import { getPool } from '../../lib/worker/pool';
+import type { EngineMemory } from '../../lib/worker/engine-tasks';
+import { isLabelMap, isScoreMap, LabelMap, RawImage, ScoreMap } from '../../lib/contract';
+
+const modelNode = require('../../nodes/deeplab-model/deeplab-model');
+const inferNode = require('../../nodes/deeplab-infer/deeplab-infer');
+const upsampleNode = require('../../nodes/upsample/upsample');
+const renderNode = require('../../nodes/seg-render/seg-render');
+const ALL = [modelNode, inferNode, upsampleNode, renderNode, catchNode];
+
+const MODEL = { id: 'm1', type: 'deeplab-model', variant: 'v3plus', backbone: 'mobilenetv2', width: 0.125, classPreset: 'voc21' };
+
+async function photo(width: number, height: number, channels: 1 | 3 | 4 = 3, format: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * channels);
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * 37) % 251;
+  const s = sharp(raw, { raw: { width, height, channels } });
+  return format === 'png' ? s.png().toBuffer() : s.jpeg().toBuffer();
+}
+
+function pipeline(extra: Record<string, unknown> = {}) {
+  return [
+    MODEL,
+    { id: 'inf', type: 'deeplab-infer', model: 'm1', size: 129, wires: [['up', 'out1']], ...extra },
+    { id: 'up', type: 'upsample', output: 'both', wires: [['render', 'out2']] },
+    { id: 'render', type: 'seg-render', model: 'm1', wires: [['out3']] },
+    { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+    { id: 'out1', type: 'helper' }, { id: 'out2', type: 'helper' }, { id: 'out3', type: 'helper' }, { id: 'caught', type: 'helper' },
+  ];
+}
+
+describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function () {
+  this.timeout(120_000);
+  afterEach(async () => {
+    await helper.unload();
+  });
+
+  it('runs image -> logits -> upsampled probabilities + labels -> PNG overlay', async () => {
+    await helper.load(ALL, pipeline());
+    const got1 = nextMessage(helper.getNode('out1'));
+    const got2 = nextMessage(helper.getNode('out2'));
+    const got3 = nextMessage(helper.getNode('out3'));
+    helper.getNode('inf').receive({ payload: await photo(160, 120) });
+    const m1 = await got1;
+    const logits = m1.payload as ScoreMap;
+    assert.ok(isScoreMap(logits));
+    assert.equal(logits.kind, 'logits');
+    assert.deepEqual([logits.width, logits.height, logits.classes], [33, 25, 21]); // 129x97 input at stride 4
+    const image = m1.image as RawImage;
+    assert.deepEqual([image.width, image.height], [160, 120]);
+    const m2 = await got2;
+    const probs = m2.payload as ScoreMap;
+    assert.deepEqual([probs.width, probs.height, probs.kind], [160, 120, 'probs']);
+    let sum = 0;
+    for (let c = 0; c < 21; c++) sum += probs.data[c];
+    assert.ok(Math.abs(sum - 1) < 1e-5);
+    assert.ok(isLabelMap(m2.labels));
+    const m3 = await got3;
+    const png = m3.payload as Buffer;
+    const meta = await sharp(png).metadata();
+    assert.equal(meta.format, 'png');
+    const present = m3.classesPresent as { id: number; name: string }[];
+    assert.ok(present.length > 0);
+    // The overlay at the image's size plus a 160-pixel legend column, one 20-pixel row per class.
+    assert.equal(meta.width, 160 + 160);
+    assert.equal(meta.height, Math.max(120, 16 + 20 * present.length));
+    const labels = m2.labels as LabelMap;
+    const ids = new Set(labels.data);
+    assert.deepEqual(present.map((p) => p.id), [...ids].sort((a, b) => a - b));
+    assert.equal(present[0].name, ['background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor'][present[0].id]);
+  });
+
+  it('with scales and flip emits an array of maps, one per scale and flip', async () => {
+    await helper.load(ALL, pipeline({ scales: '0.5, 1', flip: true }));
+    const got = nextMessage(helper.getNode('out1'));
+    helper.getNode('inf').receive({ payload: await photo(64, 64, 3, 'jpeg') });
+    const maps = (await got).payload as ScoreMap[];
+    assert.equal(maps.length, 4);
+    assert.deepEqual(maps.map((m) => [m.scale, !!m.flipped]), [[0.5, false], [0.5, true], [1, false], [1, true]]);
+  });
+
+  it('converts grayscale and alpha images to RGB', async () => {
+    await helper.load(ALL, pipeline());
+    const out = helper.getNode('out1');
+    const got = messages(out, 2);
+    helper.getNode('inf').receive({ payload: await photo(40, 30, 1) });
+    helper.getNode('inf').receive({ payload: await photo(40, 30, 4) });
+    for (const m of await got) assert.equal((m.image as RawImage).channels, 3);
+  });
+
+  const badInputs: [string, () => Promise<unknown>, RegExp][] = [
+    ['not an image', async () => Buffer.from('hello world, not an image'), /not an image sharp can read/],
+    ['a truncated JPEG', async () => (await photo(64, 64, 3, 'jpeg')).subarray(0, 400), /corrupt or truncated/],
+    ['a number', async () => 42, /expected an encoded image Buffer/],
+    ['a RawImage with the wrong data length', async () => ({ width: 4, height: 4, channels: 3, data: new Uint8Array(5) }), /expected an encoded image Buffer/],
+    ['an empty Buffer', async () => Buffer.alloc(0), /expected an encoded image Buffer/],
+  ];
+  for (const [what, make, re] of badInputs) {
+    it(`reports ${what} to a Catch node, and keeps working`, async () => {
+      await helper.load(ALL, pipeline());
+      const caught = nextMessage(helper.getNode('caught'));
+      helper.getNode('inf').receive({ payload: await make(), topic: 'bad' });
+      const c = await caught;
+      assert.match((c.error as { message: string }).message, re);
+      assert.equal(c.topic, 'bad', 'the Catch node gets the original message');
+      const ok = nextMessage(helper.getNode('out1'));
+      helper.getNode('inf').receive({ payload: await photo(20, 20) });
+      assert.ok(isScoreMap((await ok).payload));
+    });
+  }
+
+  it('refuses images above the pixel limit', async () => {
+    await helper.load(ALL, pipeline({ maxPixels: 1000 }));
+    const caught = nextMessage(helper.getNode('caught'));
+    helper.getNode('inf').receive({ payload: await photo(40, 40) });
+    assert.match(((await caught).error as { message: string }).message, /1600 pixels, above the limit of 1000/);
+  });
+
+  it('upsample and seg-render refuse messages that break the contract', async () => {
+    await helper.load(ALL, pipeline());
+    const caught = messages(helper.getNode('caught'), 3);
+    helper.getNode('up').receive({ payload: { width: 2, height: 2, classes: 3, data: new Float32Array(5) } });
+    helper.getNode('up').receive({ payload: [1, 2] });
+    helper.getNode('render').receive({ payload: 'labels?' });
+    const errs = (await caught).map((m) => (m.error as { message: string }).message);
+    assert.match(errs[0], /expected a ScoreMap/);
+    assert.match(errs[1], /fuse them with msc-fusion/);
+    assert.match(errs[2], /expected a LabelMap or a ScoreMap/);
+  });
+
+  it('two deeplab-infer nodes on one config load the model once; a redeploy releases it', async () => {
+    const flow = [
+      MODEL,
+      { id: 'a', type: 'deeplab-infer', model: 'm1', size: 65, wires: [['o']] },
+      { id: 'b', type: 'deeplab-infer', model: 'm1', size: 65, wires: [['o']] },
+      { id: 'o', type: 'helper' },
+    ];
+    await helper.load(ALL, flow);
+    const got = messages(helper.getNode('o'), 2);
+    helper.getNode('a').receive({ payload: await photo(30, 30) });
+    helper.getNode('b').receive({ payload: await photo(30, 30) });
+    await got;
+    const stats = getModelCache().stats();
+    assert.equal(stats.length, 1);
+    assert.deepEqual([stats[0].refs, stats[0].loads], [2, 1]);
+    await helper.unload();
+    assert.equal(getModelCache().stats().length, 0, 'released on close');
+  });
+
+  it('works with only its type and wires (default model), and shows the backend in its status', async () => {
+    const flow = [{ id: 'bare', type: 'deeplab-infer', wires: [['o']] }, { id: 'o', type: 'helper' }];
+    await helper.load(ALL, flow);
+    const log = statusLog(helper.getNode('bare'));
+    const got = nextMessage(helper.getNode('o'));
+    helper.getNode('bare').receive({ payload: await photo(50, 40) });
+    const m = await got;
+    assert.equal((m.payload as ScoreMap).classes, 21);
+    const backend = await getPool().backendName();
+    assert.ok(log.some((s) => s.text?.includes(backend)), JSON.stringify(log));
+  });
+
+  it('bare upsample and seg-render work with their defaults', async () => {
+    const flow = [
+      { id: 'u', type: 'upsample', wires: [['r', 'o1']] }, { id: 'r', type: 'seg-render', wires: [['o2']] },
+      { id: 'o1', type: 'helper' }, { id: 'o2', type: 'helper' },
+    ];
+    await helper.load(ALL, flow);
+    const g1 = nextMessage(helper.getNode('o1'));
+    const g2 = nextMessage(helper.getNode('o2'));
+    const map: ScoreMap = { width: 2, height: 2, classes: 2, data: Float32Array.from([0, 1, 1, 0, 1, 0, 0, 1]), kind: 'logits', stride: 8 };
+    const image: RawImage = { width: 5, height: 5, channels: 3, data: new Uint8Array(75).fill(200) };
+    helper.getNode('u').receive({ payload: map, image });
+    const up = (await g1).payload as ScoreMap;
+    assert.deepEqual([up.width, up.height, up.kind], [5, 5, 'probs']);
+    // Align corners: the corner pixels keep the corner cells' probabilities.
+    assert.ok(Math.abs(up.data[1] - 1 / (1 + Math.exp(-1))) < 1e-6);
+    const png = (await g2).payload as Buffer;
+    assert.equal((await sharp(png).metadata()).format, 'png');
+  });
+
+  it('leaks no tensor in the worker over 100 messages through deeplab-infer', async () => {
+    await helper.load(ALL, [MODEL, { id: 'inf', type: 'deeplab-infer', model: 'm1', size: 65, queuePolicy: 'wait', wires: [['o']] }, { id: 'o', type: 'helper' }]);
+    const img = await photo(32, 24);
+    const first = nextMessage(helper.getNode('o'));
+    helper.getNode('inf').receive({ payload: img });
+    await first;
+    const slot = getPool().workers.find((w) => w.id === getModelCache().stats()[0].worker)!;
+    const before = await getPool().run<EngineMemory>('engine.memory', null, { slot });
+    const got = messages(helper.getNode('o'), 100);
+    for (let i = 0; i < 100; i++) helper.getNode('inf').receive({ payload: img });
+    await got;
+    const after = await getPool().run<EngineMemory>('engine.memory', null, { slot });
+    assert.equal(after.numTensors, before.numTensors);
+  });
+
+  it('drops the oldest waiting frames when the queue is full and counts them in the status', async () => {
+    await helper.load(ALL, [MODEL, { id: 'inf', type: 'deeplab-infer', model: 'm1', size: 65, queueSize: 1, queuePolicy: 'drop-oldest', wires: [['o']] }, { id: 'o', type: 'helper' }]);
+    const log = statusLog(helper.getNode('inf'));
+    const img = await photo(32, 24);
+    const seen: unknown[] = [];
+    helper.getNode('o').on('input', (m) => seen.push((m as { topic: unknown }).topic));
+    // Decoding is async: all five arrive while the first is still being processed.
+    for (let i = 0; i < 5; i++) helper.getNode('inf').receive({ payload: img, topic: i });
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.deepEqual(seen, [0, 4], 'the first runs, the freshest waits, the rest are dropped');
+    assert.ok(log.some((s) => s.text?.includes('dropped 3')), JSON.stringify(log));
+  });
+});
