@@ -18,15 +18,17 @@ export const FUSION_METHODS: readonly FusionMethod[] = ['max', 'mean-probs', 'me
 export const FUSION_BASES: readonly FusionBase[] = ['scale1', 'largest', 'image'];
 
 export interface FusionOptions {
+  /** Default 'mean-probs' (DeepLab v3 / v3+ inference). */
   method?: FusionMethod;
   /**
    * 'scale1': the size of the scale-1 map (the largest map when none has scale 1);
    * 'largest': the map with the most cells; 'image': `width` x `height` (the original image).
+   * Default 'scale1'.
    */
   base?: FusionBase;
   width?: number;
   height?: number;
-  /** Bilinear resize with corners aligned (TF 1 DeepLab) or half-pixel centres (PyTorch). */
+  /** Bilinear resize with corners aligned (TF 1 DeepLab) or half-pixel centres (PyTorch); default false. */
   alignCorners?: boolean;
 }
 
@@ -74,7 +76,7 @@ export function validateFusionInput(maps: unknown, what = 'msg.payload'): ScoreM
 
 /** Fuses the score maps of one image (several scales, flipped copies) into one map. */
 export function fuseScoreMaps(input: readonly ScoreMap[], opts: FusionOptions = {}): ScoreMap {
-  const method = opts.method ?? 'max';
+  const method = opts.method ?? 'mean-probs';
   if (!FUSION_METHODS.includes(method)) throw new ContractError(`unknown fusion method "${method}": expected one of ${FUSION_METHODS.join(', ')}`);
   const maps = canonical(validateFusionInput(input));
   const kinds = new Set(maps.map((m) => m.kind ?? 'logits'));

@@ -1,0 +1,68 @@
+/** msc-fusion: the score maps of one image (scales, flipped copies) fused into one ScoreMap. */
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { ContractError, ScoreMap, isRawImage } from '../../lib/contract';
+import {
+  FUSION_BASES, FUSION_INLINE_LIMIT, FUSION_METHODS, FusionBase, FusionMethod, FusionOptions, fuseScoreMaps, fusionWork, validateFusionInput,
+} from '../../lib/fusion';
+import { getPool } from '../../lib/worker/pool';
+import { boolProp, getProp, Msg, onInput, pathProp, setProp, setStatus, stringProp } from '../_shared/node-kit';
+
+interface FusionProps {
+  method?: string;
+  base?: string;
+  alignCorners?: boolean | string;
+  property?: string;
+  imageProperty?: string;
+}
+
+export = function register(RED: NodeAPI): void {
+  function MscFusion(this: Node, def: NodeDef & FusionProps) {
+    RED.nodes.createNode(this, def);
+    setup(this, def);
+  }
+
+  function setup(node: Node, def: NodeDef & FusionProps): void {
+    const property = pathProp(def.property);
+    const imageProperty = pathProp(def.imageProperty, 'image');
+    const alignCorners = boolProp(def.alignCorners, true);
+    let method: FusionMethod = 'mean-probs';
+    let base: FusionBase = 'scale1';
+    let configError: string | undefined;
+    try {
+      method = stringProp<FusionMethod>(def.method, 'mean-probs', FUSION_METHODS);
+      base = stringProp<FusionBase>(def.base, 'scale1', FUSION_BASES);
+      setStatus(node, 'idle', `${method}, ready`);
+    } catch (err) {
+      configError = `msc-fusion configuration: ${(err as Error).message}`;
+      setStatus(node, 'error', configError);
+    }
+
+    onInput(node, async (msg: Msg, send) => {
+      if (configError) throw new Error(configError);
+      const value = getProp(RED, msg, property);
+      if (value === undefined) throw new ContractError(`msg.${property} is missing: expected the array of ScoreMaps of one image from deeplab-infer (scales / flip)`);
+      const maps = validateFusionInput(value, `msg.${property}`);
+      const options: FusionOptions = { method, base, alignCorners };
+      if (base === 'image') {
+        const img = getProp(RED, msg, imageProperty);
+        if (!isRawImage(img)) throw new ContractError(`fusion to the image size needs msg.${imageProperty} as a RawImage {width, height, channels: 3, data}; got ${img === undefined ? 'nothing' : typeof img}`);
+        options.width = img.width;
+        options.height = img.height;
+      }
+      const t0 = Date.now();
+      let fused: ScoreMap;
+      if (fusionWork(maps, options) <= FUSION_INLINE_LIMIT) {
+        fused = fuseScoreMaps(maps, options);
+      } else {
+        setStatus(node, 'busy', `fusing ${maps.length} maps`);
+        // Copies go to the worker: the incoming arrays may be shared with other wires.
+        const copies = maps.map((m) => ({ ...m, data: new Float32Array(m.data) }));
+        fused = await getPool().run<ScoreMap>('fusion.run', { maps: copies, options }, { transfer: copies.map((m) => m.data.buffer as ArrayBuffer) });
+      }
+      setProp(RED, msg, property, fused);
+      setStatus(node, 'ok', `${maps.length} map${maps.length > 1 ? 's' : ''} -> ${fused.width}x${fused.height} · ${method} · ${Date.now() - t0} ms`);
+      send(msg);
+    });
+  }
+  RED.nodes.registerType('msc-fusion', MscFusion);
+};
