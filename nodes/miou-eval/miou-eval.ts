@@ -1,0 +1,160 @@
+/**
+ * miou-eval: prediction + ground truth in; one confusion matrix accumulated over the stream;
+ * per-image figures on output 1, running / final reports (with a heatmap and a table) on output 2.
+ */
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { ContractError, LabelMap, describeValue, isLabelMap, isScoreMap } from '../../lib/contract';
+import { decodeLabelImage } from '../../lib/data/labels';
+import { CLASS_PRESETS, classColors, classNames, isClassPresetName } from '../../lib/data/palette';
+import { ConfusionMatrix, MEAN_IOU_RULES, MeanIoURule, confusionHeatmapPng, imageFigures, reportTable } from '../../lib/metrics';
+import { argmaxScoreMap } from '../../lib/ops/score-map';
+import { boolProp, getProp, Msg, numberProp, onInput, pathProp, Send, setStatus, stringProp } from '../_shared/node-kit';
+
+interface EvalProps {
+  property?: string;
+  gtProperty?: string;
+  classes?: string | number;
+  labels?: string;
+  customNames?: string;
+  ignoreIndex?: string | number;
+  meanRule?: string;
+  reportEvery?: string | number;
+  heatmap?: boolean | string;
+}
+
+const COMMANDS = ['reset', 'report'] as const;
+type Command = (typeof COMMANDS)[number];
+
+const pct = (v: number | null) => (v === null ? 'n/a' : `${(v * 100).toFixed(1)}%`);
+
+export = function register(RED: NodeAPI): void {
+  function MiouEval(this: Node, def: NodeDef & EvalProps) {
+    RED.nodes.createNode(this, def);
+    setup(this, def);
+  }
+
+  function setup(node: Node, def: NodeDef & EvalProps): void {
+    const property = pathProp(def.property);
+    const gtProperty = pathProp(def.gtProperty, 'groundTruth');
+    const withHeatmap = boolProp(def.heatmap, true);
+    let cm: ConfusionMatrix | undefined;
+    let names: string[] = [];
+    let colors = CLASS_PRESETS.voc21.colors.slice();
+    let rule: MeanIoURule = 'voc';
+    let ignoreIndex = 255;
+    let reportEvery = 0;
+    let configError: string | undefined;
+    try {
+      const labels: string = stringProp<string>(def.labels, 'voc21');
+      let presetNames: readonly string[] = CLASS_PRESETS.voc21.names;
+      if (labels === 'custom') {
+        presetNames = String(def.customNames ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      } else if (isClassPresetName(labels)) {
+        presetNames = CLASS_PRESETS[labels].names;
+        colors = CLASS_PRESETS[labels].colors.slice();
+      } else {
+        throw new Error(`unknown label set "${labels}": expected voc21, cityscapes19, ade20k150 or custom`);
+      }
+      const classes = numberProp(def.classes, presetNames.length || 21, 'classes');
+      ignoreIndex = numberProp(def.ignoreIndex, 255, 'ignore index');
+      rule = stringProp<MeanIoURule>(def.meanRule, 'voc', MEAN_IOU_RULES);
+      reportEvery = Math.max(0, Math.floor(numberProp(def.reportEvery, 0, 'report every')));
+      cm = new ConfusionMatrix(classes, ignoreIndex);
+      names = classNames(classes, presetNames);
+      colors = classColors(classes, colors);
+      setStatus(node, 'idle', `${classes} classes, ready`);
+    } catch (err) {
+      configError = `miou-eval configuration: ${(err as Error).message}`;
+      setStatus(node, 'error', configError);
+    }
+
+    const sendReport = async (send: Send, msg: Msg, reason: 'report' | 'complete' | 'periodic' | 'reset') => {
+      const report = cm!.report(names, rule);
+      const out: Msg = { ...msg, topic: 'miou-report', payload: report, table: reportTable(report), reason };
+      if (reason === 'complete') out.complete = true;
+      if (withHeatmap) out.heatmap = await confusionHeatmapPng(report.confusion, { colors });
+      send([null, out]);
+      return report;
+    };
+
+    const evaluate = async (msg: Msg, send: Send) => {
+      if (configError) throw new Error(configError);
+      const matrix = cm!;
+      const payload = getProp(RED, msg, property);
+      const command = commandOf(msg, payload);
+      if (command === 'reset') {
+        matrix.reset();
+        setStatus(node, 'idle', 'reset');
+        return;
+      }
+      if (command === 'report') {
+        const r = await sendReport(send, msg, 'report');
+        setStatus(node, 'ok', `mIoU ${pct(r.meanIoU)} · ${r.images} images`);
+        return;
+      }
+      // The end-of-run message may carry a summary instead of a prediction.
+      const hasPrediction = !msg.complete || isLabelMap(payload) || isScoreMap(payload);
+      if (hasPrediction) {
+        const pred = toPrediction(payload, `msg.${property}`, ignoreIndex);
+        const gtValue = getProp(RED, msg, gtProperty);
+        if (gtValue === undefined) throw new ContractError(`msg.${gtProperty} is missing: expected the ground truth (a LabelMap, or a palette / grayscale PNG Buffer of class ids)`);
+        const gt = await toGroundTruth(gtValue, `msg.${gtProperty}`, ignoreIndex);
+        const per = matrix.add(pred, gt);
+        const image = imageFigures(per, matrix.classes, names);
+        const running = matrix.report(names, rule);
+        const out: Msg = {
+          ...msg,
+          payload: {
+            image,
+            running: { images: running.images, meanIoU: running.meanIoU, pixelAccuracy: running.pixelAccuracy, meanClassAccuracy: running.meanClassAccuracy },
+          },
+        };
+        send([out, null]);
+        setStatus(node, 'ok', `mIoU ${pct(running.meanIoU)} · ${running.images} images`);
+        if (reportEvery > 0 && running.images % reportEvery === 0 && !msg.complete) await sendReport(send, msg, 'periodic');
+      }
+      if (msg.complete) {
+        const r = await sendReport(send, msg, 'complete');
+        setStatus(node, 'ok', `final mIoU ${pct(r.meanIoU)} · ${r.images} images`);
+      }
+    };
+
+    // One message at a time: a ground truth still decoding must be counted before a later
+    // 'report' or 'complete' is answered.
+    let chain: Promise<void> = Promise.resolve();
+    onInput(node, (msg, send) => {
+      const run = chain.then(() => evaluate(msg, send));
+      chain = run.catch(() => undefined);
+      return run;
+    });
+  }
+  RED.nodes.registerType('miou-eval', MiouEval);
+};
+
+function commandOf(msg: Msg, payload: unknown): Command | undefined {
+  const s = typeof payload === 'string' ? payload.trim().toLowerCase() : undefined;
+  if (s && (COMMANDS as readonly string[]).includes(s)) return s as Command;
+  if (payload === undefined || typeof payload === 'string') {
+    const t = typeof msg.topic === 'string' ? msg.topic.trim().toLowerCase() : '';
+    if ((COMMANDS as readonly string[]).includes(t)) return t as Command;
+  }
+  return undefined;
+}
+
+function toPrediction(v: unknown, what: string, ignoreIndex: number): LabelMap {
+  if (isLabelMap(v)) return v;
+  if (isScoreMap(v)) return argmaxScoreMap(v, ignoreIndex);
+  throw new ContractError(`${what}: expected the prediction as a LabelMap {width, height, data: Uint8Array, ignoreIndex} or a ScoreMap (argmax taken), got ${describeValue(v)}`);
+}
+
+async function toGroundTruth(v: unknown, what: string, ignoreIndex: number): Promise<LabelMap> {
+  if (isLabelMap(v)) return v;
+  if (Buffer.isBuffer(v)) {
+    try {
+      return await decodeLabelImage(v, { ignoreIndex });
+    } catch (err) {
+      throw new ContractError(`${what}: ${(err as Error).message}`);
+    }
+  }
+  throw new ContractError(`${what}: expected a LabelMap or a mask image Buffer (palette PNG read by index, grayscale PNG of class ids), got ${describeValue(v)}`);
+}
