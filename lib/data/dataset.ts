@@ -237,12 +237,12 @@ export class Pacer {
     if (!Number.isInteger(window) || window < 1) throw new Error(`window must be a positive integer, got ${window}`);
   }
 
-  /** Starts (or restarts) the run; returns the indices to send now. */
-  start(): number[] {
+  /** Starts (or restarts) the run; returns the indices to send now (none when paced by tick()). */
+  start(timed = false): number[] {
     this.nextIndex = 0;
     this.inFlight = 0;
     this.running = true;
-    return this.fill();
+    return timed ? [] : this.fill();
   }
 
   /** A sample came back: returns the indices to send now. Extra acknowledgements are ignored. */
