@@ -119,9 +119,24 @@ export async function decodePngSamples(buf: Buffer, maxPixels = DEFAULT_MAX_PIXE
     const pw = Math.ceil((width - x0) / dx);
     const ph = Math.ceil((height - y0) / dy);
     if (pw <= 0 || ph <= 0) continue;
-    offset = unfilterPass(raw, offset, pw, ph, channels, bitDepth, (px, py, samples) => {
-      const o = ((y0 + py * dy) * width + x0 + px * dx) * channels;
-      for (let c = 0; c < channels; c++) data[o + c] = samples[c];
+    offset = unfilterPass(raw, offset, pw, ph, channels, bitDepth, (py, row) => {
+      const rowStart = (y0 + py * dy) * width;
+      if (bitDepth === 8 && dx === 1) {
+        data.set(row.subarray(0, pw * channels), rowStart * channels);
+        return;
+      }
+      // Samples of this row: bytes, big-endian 16-bit, or packed 1/2/4-bit values (MSB first).
+      const perByte = 8 / bitDepth;
+      const mask = (1 << bitDepth) - 1;
+      for (let px = 0; px < pw; px++) {
+        const o = (rowStart + x0 + px * dx) * channels;
+        for (let c = 0; c < channels; c++) {
+          const k = px * channels + c;
+          if (bitDepth === 8) data[o + c] = row[k];
+          else if (bitDepth === 16) data[o + c] = (row[2 * k] << 8) | row[2 * k + 1];
+          else data[o + c] = (row[Math.floor(k / perByte)] >> (8 - bitDepth * ((k % perByte) + 1))) & mask;
+        }
+      }
     });
   }
   return { width, height, bitDepth, colorType, channels, data, palette };
@@ -143,11 +158,11 @@ function paeth(a: number, b: number, c: number): number {
 
 /**
  * Undoes the row filters of one (sub)image starting at `offset` of the inflated stream and
- * hands each pixel's samples to `put`. Returns the offset after this image.
+ * hands each unfiltered row (valid until the next call) to `put`. Returns the offset after it.
  */
 function unfilterPass(
   raw: Buffer, offset: number, w: number, h: number, channels: number, depth: number,
-  put: (x: number, y: number, samples: number[]) => void,
+  put: (y: number, row: Uint8Array) => void,
 ): number {
   const stride = Math.ceil((w * channels * depth) / 8);
   const bpp = Math.max(1, (channels * depth) >> 3);
@@ -155,7 +170,6 @@ function unfilterPass(
   if (raw.length - offset < need) throw new ContractError(`truncated PNG: image data holds ${raw.length - offset} bytes of the ${need} needed`);
   let prev = new Uint8Array(stride);
   let cur = new Uint8Array(stride);
-  const samples = new Array<number>(channels).fill(0);
   for (let y = 0; y < h; y++) {
     const filter = raw[offset];
     const line = raw.subarray(offset + 1, offset + 1 + stride);
@@ -181,26 +195,7 @@ function unfilterPass(
       default:
         throw new ContractError(`corrupt PNG: unknown row filter ${filter} in row ${y}`);
     }
-    // Samples of this row: big-endian 16-bit, bytes, or packed 1/2/4-bit values (MSB first).
-    if (depth === 8) {
-      for (let x = 0, i = 0; x < w; x++) {
-        for (let c = 0; c < channels; c++) samples[c] = cur[i++];
-        put(x, y, samples);
-      }
-    } else if (depth === 16) {
-      for (let x = 0, i = 0; x < w; x++) {
-        for (let c = 0; c < channels; c++, i += 2) samples[c] = (cur[i] << 8) | cur[i + 1];
-        put(x, y, samples);
-      }
-    } else {
-      const perByte = 8 / depth;
-      const mask = (1 << depth) - 1;
-      for (let x = 0; x < w; x++) {
-        const shift = 8 - depth * ((x % perByte) + 1);
-        samples[0] = (cur[Math.floor(x / perByte)] >> shift) & mask;
-        put(x, y, samples);
-      }
-    }
+    put(y, cur);
     const t = prev;
     prev = cur;
     cur = t;
