@@ -109,8 +109,12 @@ export = function register(RED: NodeAPI): void {
     const finish = (r: Run, send: Send) => {
       if (r.completed || run !== r) return;
       r.completed = true;
-      stopRun(r);
+      if (r.timer) clearInterval(r.timer);
+      r.timer = undefined;
+      // Samples still being read (timer pacing) go out first, then the run ends.
       r.chain = r.chain.then(() => {
+        if (run !== r) return;
+        r.pacer.stop();
         send([null, {
           topic: 'complete', complete: true,
           payload: { count: r.order.length, dir: r.listing.dir, split: listOpts.split, layout: r.listing.layout },
