@@ -3,14 +3,14 @@
  * `auto`: tfjs-node-gpu, then tfjs-node (both optional, installed by the user), then wasm, then cpu.
  */
 import * as tf from '@tensorflow/tfjs';
-import * as util from 'util';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_PREFERENCES: BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
 
 /** tfjs-node 4.22 calls util helpers that Node 23 removed; put them back before requiring it. */
 export function polyfillNodeUtil(): void {
-  const u = util as unknown as Record<string, unknown>;
+  // The real module object: an ES namespace import would be a read-only copy.
+  const u = require('util') as Record<string, unknown>;
   const fills: Record<string, (v: unknown) => boolean> = {
     isArray: Array.isArray,
     isBoolean: (v) => typeof v === 'boolean',

@@ -1,0 +1,62 @@
+import { strict as assert } from 'assert';
+import { initBackend, polyfillNodeUtil, resolvePreference } from '../../lib/engine/backend';
+
+describe('lib/engine: backend choice', () => {
+  const saved = process.env.DEEPLAB_BACKEND;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.DEEPLAB_BACKEND;
+    else process.env.DEEPLAB_BACKEND = saved;
+  });
+
+  it('takes the argument, else DEEPLAB_BACKEND, else auto', () => {
+    delete process.env.DEEPLAB_BACKEND;
+    assert.equal(resolvePreference(), 'auto');
+    assert.equal(resolvePreference('default'), 'auto');
+    process.env.DEEPLAB_BACKEND = 'cpu';
+    assert.equal(resolvePreference(), 'cpu');
+    assert.equal(resolvePreference('wasm'), 'wasm');
+    assert.equal(resolvePreference('tfjs-node'), 'tensorflow');
+    assert.throws(() => resolvePreference('webgl'), /unknown backend "webgl"/);
+  });
+
+  it('auto picks the native backend when installed, else wasm (never cpu while wasm loads)', async () => {
+    let native = false;
+    try {
+      require.resolve('@tensorflow/tfjs-node');
+      native = true;
+    } catch {
+      try {
+        require.resolve('@tensorflow/tfjs-node-gpu');
+        native = true;
+      } catch {
+        native = false;
+      }
+    }
+    assert.equal(await initBackend('auto'), native ? 'tensorflow' : 'wasm');
+  });
+
+  it('forcing tensorflow without tfjs-node installed fails with the install hint', async function () {
+    try {
+      require.resolve('@tensorflow/tfjs-node');
+      this.skip(); // a user machine with tfjs-node: nothing to refuse
+    } catch {
+      await assert.rejects(initBackend('tensorflow'), /npm install @tensorflow\/tfjs-node/);
+    }
+  });
+
+  it('polyfills the util.is* helpers that Node 23 removed, before tfjs-node needs them', () => {
+    const u = require('util') as Record<string, (v: unknown) => boolean>;
+    const original = u.isNullOrUndefined;
+    try {
+      delete u.isNullOrUndefined;
+      polyfillNodeUtil();
+      assert.equal(u.isNullOrUndefined(null), true);
+      assert.equal(u.isNullOrUndefined(undefined), true);
+      assert.equal(u.isNullOrUndefined(0), false);
+      assert.equal(u.isArray([]), true);
+      assert.equal(u.isString('x'), true);
+    } finally {
+      if (original) u.isNullOrUndefined = original;
+    }
+  });
+});
