@@ -77,3 +77,23 @@ export function pathProp(value: unknown, fallback = 'payload'): string {
   const s = typeof value === 'string' ? value.trim() : '';
   return (s || fallback).replace(/^msg\./, '');
 }
+
+/**
+ * Reads a node's configuration; a bad value turns the status red and logs the error
+ * instead of failing the node's creation (which would stop the whole flow from starting).
+ */
+export function readConfig<T>(node: Node, read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (err) {
+    setStatus(node, 'error', `config: ${errorText(err)}`);
+    node.error(`invalid configuration: ${errorText(err)}`);
+    return undefined;
+  }
+}
+
+/** Rejects input while the configuration is invalid (a Catch node gets the reason). */
+export function requireConfig<T>(cfg: T | undefined): T {
+  if (cfg === undefined) throw new Error('this node is misconfigured (see its status and the log): fix and redeploy');
+  return cfg;
+}

@@ -5,7 +5,7 @@ import { argmaxScoreMap } from '../../lib/ops/score-map';
 import { DEFAULT_RENDER, RENDER_MODES, RenderMode, renderSegmentation } from '../../lib/render/render';
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import type { DeeplabModelNode } from '../_shared/model-node';
-import { boolProp, getProp, Msg, numberProp, onInput, pathProp, setProp, setStatus, stringProp } from '../_shared/node-kit';
+import { boolProp, getProp, Msg, numberProp, onInput, pathProp, readConfig, requireConfig, setProp, setStatus, stringProp } from '../_shared/node-kit';
 
 interface RenderProps {
   model?: string;
@@ -23,18 +23,21 @@ export = function register(RED: NodeAPI): void {
   function SegRender(this: Node, def: NodeDef & RenderProps) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const property = pathProp(def.property);
-    const output = pathProp(def.output);
-    const imageProperty = pathProp(def.imageProperty, 'image');
-    const mode = stringProp<RenderMode>(def.mode, DEFAULT_RENDER.mode, RENDER_MODES);
-    const opacity = numberProp(def.opacity, DEFAULT_RENDER.opacity, 'opacity');
-    const legend = boolProp(def.legend, DEFAULT_RENDER.legend);
-    const format = stringProp(def.format, 'png', ['png', 'jpeg'] as const);
-    const quality = numberProp(def.quality, DEFAULT_RENDER.quality, 'quality');
+    const opts = readConfig(node, () => ({
+      property: pathProp(def.property),
+      output: pathProp(def.output),
+      imageProperty: pathProp(def.imageProperty, 'image'),
+      mode: stringProp<RenderMode>(def.mode, DEFAULT_RENDER.mode, RENDER_MODES),
+      opacity: numberProp(def.opacity, DEFAULT_RENDER.opacity, 'opacity'),
+      legend: boolProp(def.legend, DEFAULT_RENDER.legend),
+      format: stringProp(def.format, 'png', ['png', 'jpeg'] as const),
+      quality: numberProp(def.quality, DEFAULT_RENDER.quality, 'quality'),
+    }));
     const cfg = def.model ? (RED.nodes.getNode(def.model) as DeeplabModelNode | null) : null;
-    setStatus(node, 'idle', 'ready');
+    if (opts) setStatus(node, 'idle', 'ready');
 
     onInput(node, async (msg: Msg, send) => {
+      const { property, output, imageProperty, mode, opacity, legend, format, quality } = requireConfig(opts);
       const value = getProp(RED, msg, property);
       let labels: LabelMap;
       let classes: number;

@@ -3,7 +3,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { ContractError, expectRawImage, expectScoreMap, LabelMap, ScoreMap } from '../../lib/contract';
 import type { UpsampleArgs, UpsampleOutput } from '../../lib/cache/scoremap-tasks';
 import { getPool } from '../../lib/worker/pool';
-import { boolProp, getProp, Msg, numberProp, onInput, pathProp, setProp, setStatus, stringProp } from '../_shared/node-kit';
+import { boolProp, getProp, Msg, numberProp, onInput, pathProp, readConfig, requireConfig, setProp, setStatus, stringProp } from '../_shared/node-kit';
 
 interface UpsampleProps {
   sizeFrom?: string;
@@ -21,16 +21,19 @@ export = function register(RED: NodeAPI): void {
   function Upsample(this: Node, def: NodeDef & UpsampleProps) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const property = pathProp(def.property);
-    const imageProperty = pathProp(def.imageProperty, 'image');
-    const sizeFrom = stringProp(def.sizeFrom, 'image', ['image', 'fixed'] as const);
-    const alignCorners = boolProp(def.alignCorners, true);
-    const output = stringProp<UpsampleOutput>(def.output, 'probs', OUTPUTS);
-    const fixedW = numberProp(def.width, 513, 'width');
-    const fixedH = numberProp(def.height, 513, 'height');
-    setStatus(node, 'idle', 'ready');
+    const cfg = readConfig(node, () => ({
+      property: pathProp(def.property),
+      imageProperty: pathProp(def.imageProperty, 'image'),
+      sizeFrom: stringProp(def.sizeFrom, 'image', ['image', 'fixed'] as const),
+      alignCorners: boolProp(def.alignCorners, true),
+      output: stringProp<UpsampleOutput>(def.output, 'probs', OUTPUTS),
+      fixedW: numberProp(def.width, 513, 'width'),
+      fixedH: numberProp(def.height, 513, 'height'),
+    }));
+    if (cfg) setStatus(node, 'idle', 'ready');
 
     onInput(node, async (msg: Msg, send) => {
+      const { property, imageProperty, sizeFrom, alignCorners, output, fixedW, fixedH } = requireConfig(cfg);
       const value = getProp(RED, msg, property);
       if (Array.isArray(value)) {
         throw new ContractError(`msg.${property} holds ${value.length} score maps (multi-scale output): fuse them with msc-fusion first`);

@@ -1,4 +1,7 @@
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import sharp from 'sharp';
 import { catchNode, helper, messages, nextMessage, statusLog } from '../helpers/red';
 import { getModelCache } from '../../lib/cache/model-cache';
@@ -207,5 +210,59 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     await new Promise((r) => setTimeout(r, 3000));
     assert.deepEqual(seen, [0, 4], 'the first runs, the freshest waits, the rest are dropped');
     assert.ok(log.some((s) => s.text?.includes('dropped 3')), JSON.stringify(log));
+  });
+
+  it('deeplab-model loads a saved model directory (our format) and infers exactly as the saved model', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deeplab-node-weights-'));
+    try {
+      const source = getModelCache().acquire({ spec: { variant: 'v3plus', width: 0.125, seed: 77, classes: 21 } });
+      await getModelCache().save(source, dir);
+      const img = await photo(48, 40);
+      const raw = { width: 48, height: 40, channels: 3 as const, data: new Uint8Array((await sharp(img).raw().toBuffer())) };
+      const [want] = await source.infer(raw, { size: 65 });
+      await source.release();
+      const flow = [
+        { id: 'mdir', type: 'deeplab-model', weightsSource: 'dir', weightsPath: dir },
+        { id: 'inf', type: 'deeplab-infer', model: 'mdir', size: 65, wires: [['o']] },
+        { id: 'o', type: 'helper' },
+      ];
+      await helper.load(ALL, flow);
+      const got = nextMessage(helper.getNode('o'));
+      helper.getNode('inf').receive({ payload: img });
+      const map = (await got).payload as ScoreMap;
+      assert.deepEqual([map.width, map.height], [want.width, want.height]);
+      let diff = 0;
+      for (let i = 0; i < map.data.length; i++) diff = Math.max(diff, Math.abs(map.data[i] - want.data[i]));
+      assert.ok(diff < 1e-5, `max difference ${diff}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a missing weights directory turns the status red and errors reach the Catch node', async () => {
+    const flow = [
+      { id: 'mbad', type: 'deeplab-model', weightsSource: 'dir', weightsPath: '/nonexistent/deeplab' },
+      { id: 'inf', type: 'deeplab-infer', model: 'mbad', wires: [['o']] },
+      { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'o', type: 'helper' }, { id: 'caught', type: 'helper' },
+    ];
+    await helper.load(ALL, flow);
+    const log = statusLog(helper.getNode('inf'));
+    const caught = nextMessage(helper.getNode('caught'));
+    helper.getNode('inf').receive({ payload: await photo(20, 20) });
+    assert.match(((await caught).error as { message: string }).message, /not a saved DeepLab model directory/);
+    assert.ok(log.some((s) => s.fill === 'red'));
+  });
+
+  it('an invalid property value marks the node red instead of breaking the flow', async () => {
+    const flow = [
+      { id: 'r', type: 'seg-render', opacity: 'lots', wires: [['o']] },
+      { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'o', type: 'helper' }, { id: 'caught', type: 'helper' },
+    ];
+    await helper.load(ALL, flow);
+    const caught = nextMessage(helper.getNode('caught'));
+    helper.getNode('r').receive({ payload: { width: 1, height: 1, data: new Uint8Array(1), ignoreIndex: 255 } });
+    assert.match(((await caught).error as { message: string }).message, /misconfigured/);
   });
 });
