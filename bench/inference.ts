@@ -24,9 +24,9 @@ const FRAMES = framesArg >= 0 ? Number(args[framesArg + 1]) : 200;
 /** Multiply-adds of the convolutions and matmuls a forward pass ran (from tf.profile). */
 async function countMacs(model: DeepLab, size: number): Promise<number> {
   const info = await tf.profile(() => {
-    const y = model.forward(tf.zeros([1, size, size, 3]) as tf.Tensor4D).logits;
-    y.dataSync();
-    y.dispose();
+    tf.tidy(() => {
+      model.forward(tf.zeros([1, size, size, 3]) as tf.Tensor4D).logits.dataSync();
+    });
   });
   let macs = 0;
   for (const k of info.kernels) {
@@ -42,11 +42,9 @@ async function countMacs(model: DeepLab, size: number): Promise<number> {
 
 async function timeForward(model: DeepLab, size: number, runs: number): Promise<number> {
   const x = tf.randomUniform([1, size, size, 3], -1, 1) as tf.Tensor4D;
-  const once = () => {
-    const y = model.forward(x).logits;
-    y.dataSync();
-    y.dispose();
-  };
+  const once = () => tf.tidy(() => {
+    model.forward(x).logits.dataSync();
+  });
   once(); // warm-up
   const t0 = performance.now();
   for (let i = 0; i < runs; i++) once();

@@ -67,6 +67,10 @@ export class Aspp {
   }
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
+    return tf.tidy(() => this.applyScoped(x, ctx));
+  }
+
+  private applyScoped(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     const outs = this.branches.map((b) => b.apply(x, ctx));
     if (this.pooling) {
       const pooled = this.pooling.apply(tf.mean(x, [1, 2], true) as tf.Tensor4D, ctx);

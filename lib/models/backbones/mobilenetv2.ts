@@ -33,9 +33,11 @@ class InvertedResidual {
   }
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
-    let y = this.expand ? this.expand.apply(x, ctx) : x;
-    y = this.project.apply(this.dw.apply(y, ctx), ctx);
-    return this.residual ? tf.add(x, y) : y;
+    return tf.tidy(() => {
+      let y = this.expand ? this.expand.apply(x, ctx) : x;
+      y = this.project.apply(this.dw.apply(y, ctx), ctx);
+      return this.residual ? tf.add(x, y) : y;
+    });
   }
 }
 

@@ -45,8 +45,11 @@ class Bottleneck {
   }
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
-    const y = this.expand.apply(this.conv3.apply(this.reduce.apply(x, ctx), ctx), ctx);
-    return tf.relu(tf.add(y, this.shortcut ? this.shortcut.apply(x, ctx) : x)) as tf.Tensor4D;
+    // A scope per block frees its intermediates at once: ResNet-101 at 513 would not fit otherwise.
+    return tf.tidy(() => {
+      const y = this.expand.apply(this.conv3.apply(this.reduce.apply(x, ctx), ctx), ctx);
+      return tf.relu(tf.add(y, this.shortcut ? this.shortcut.apply(x, ctx) : x)) as tf.Tensor4D;
+    });
   }
 }
 

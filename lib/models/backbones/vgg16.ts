@@ -41,7 +41,10 @@ export class Vgg16Dilated implements Backbone {
     let low = x;
     let mid = x;
     this.stages.forEach((convs, i) => {
-      for (const c of convs) x = tf.relu(c.apply(x, ctx));
+      for (const c of convs) {
+        const input = x;
+        x = tf.tidy(() => tf.relu(c.apply(input, ctx)));
+      }
       // Caffe pools in ceil mode; pools 4 and 5 keep the resolution.
       x = i < 3 ? maxPool(x, 3, 2, 1, true) : maxPool(x, 3, 1, 1);
       if (i === 1) low = x;
