@@ -3,6 +3,7 @@
  * `auto`: tfjs-node-gpu, then tfjs-node (both optional, installed by the user), then wasm, then cpu.
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerTrainingKernels } from './wasm-grad-kernels';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_PREFERENCES: BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -83,6 +84,7 @@ export async function initBackend(pref?: string): Promise<string> {
     if (name === 'wasm' && !loadWasmBackend()) continue;
     if (tf.getBackend() === name || (await trySet(name))) {
       await tf.ready();
+      registerTrainingKernels(tf.getBackend());
       return tf.getBackend();
     }
   }
