@@ -1,7 +1,13 @@
 /**
  * Convolutions as the model zoo calls them. One place decides how a convolution runs,
- * so atrous (dilated) convolutions can be trained: tfjs 4.22's conv2d gradient throws for
- * dilation > 1 (see DESIGN traps).
+ * so atrous (dilated) convolutions can be trained: tfjs 4.22's conv2d and depthwiseConv2d
+ * gradients throw for dilation > 1 on every backend (see DESIGN traps).
+ *
+ * Inference (training false) runs the native dilated kernel. Training runs an atrous
+ * convolution the way TensorFlow's atrous_conv2d builds it: space-to-batch splits the
+ * padded input into rate x rate phases stacked on the batch axis, a plain (dilation 1)
+ * valid convolution runs on them, batch-to-space interleaves the results. All steps have
+ * working gradients; the result equals the native dilated convolution.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -20,10 +26,98 @@ function explicit(pad: Padding4): tf.backend_util.ExplicitPadding {
   return [[0, 0], pad[0], pad[1], [0, 0]];
 }
 
+function positiveInt(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`convolution ${name} must be a positive integer, got ${v}`);
+}
+
+/** Validates the options; returns the dilation that matters (1 for a 1x1 kernel, where it changes nothing). */
+function effectiveDilation(op: string, filter: tf.Tensor4D, o: ConvOptions): number {
+  positiveInt('stride', o.stride);
+  positiveInt('dilation', o.dilation);
+  const p = o.pad;
+  if (!Array.isArray(p) || p.length !== 2 || p.some((a) => !Array.isArray(a) || a.length !== 2 || a.some((v) => !Number.isInteger(v) || v < 0))) {
+    throw new Error(`${op}: pad must be [[top, bottom], [left, right]] non-negative integers, got ${JSON.stringify(p)}`);
+  }
+  const [fh, fw] = filter.shape;
+  const dilation = fh === 1 && fw === 1 ? 1 : o.dilation;
+  if (dilation > 1 && o.stride > 1) {
+    throw new Error(`${op}: stride ${o.stride} with dilation ${o.dilation} is not supported (DeepLab uses atrous convolution at stride 1 only)`);
+  }
+  return dilation;
+}
+
+/**
+ * spaceToBatchND(x, [r, r], pads) with transposes of rank 3 and 4 only: wasm's Transpose is
+ * ~15x slower at rank 6, which tf.spaceToBatchND uses. Batch order (py*r + px)*n + b, as TF.
+ * Built from pad / reshape / transpose, all with working gradients.
+ */
+function spaceToBatch(x: tf.Tensor4D, r: number, pads: Padding4): tf.Tensor4D {
+  const padded = tf.pad(x, [[0, 0], pads[0], pads[1], [0, 0]]);
+  const [n, hp, wp, c] = padded.shape;
+  const hb = hp / r;
+  const wb = wp / r;
+  // [n*hb, py, wp*c] -> [py, n*hb, wp*c], i.e. [py, n, hb, wb, px, c]
+  const rows = tf.transpose(tf.reshape(padded, [n * hb, r, wp * c]), [1, 0, 2]);
+  // [py, n*hb*wb, px, c] -> [py, px, n*hb*wb, c]
+  const cols = tf.transpose(tf.reshape(rows, [r, n * hb * wb, r, c]), [0, 2, 1, 3]);
+  return tf.reshape(cols, [r * r * n, hb, wb, c]);
+}
+
+/** The inverse: batchToSpaceND(y, [r, r], crops) with rank-3/4 transposes. */
+function batchToSpace(y: tf.Tensor4D, r: number, crops: Padding4): tf.Tensor4D {
+  const [rrn, hb, wb, c] = y.shape;
+  const n = rrn / (r * r);
+  // [py, px, n*hb*wb, c] -> [py, n*hb*wb, px, c], i.e. [py, n, hb, wb*px*c]
+  const cols = tf.transpose(tf.reshape(y, [r, r, n * hb * wb, c]), [0, 2, 1, 3]);
+  // [py, n*hb, wb*r*c] -> [n*hb, py, wb*r*c]
+  const rows = tf.transpose(tf.reshape(cols, [r, n * hb, wb * r * c]), [1, 0, 2]);
+  const full = tf.reshape(rows, [n, hb * r, wb * r, c]);
+  const h = hb * r - crops[0][0] - crops[0][1];
+  const w = wb * r - crops[1][0] - crops[1][1];
+  return tf.slice(full, [0, crops[0][0], crops[1][0], 0], [n, h, w, c]) as tf.Tensor4D;
+}
+
+/**
+ * Atrous convolution by space-to-batch: with xpad the padded input, output row y*rate + p
+ * only reads xpad rows ≡ p (mod rate), so each phase is a dense convolution. The padded
+ * extent is rounded up to a multiple of the rate and the surplus cropped off again.
+ */
+function spaceToBatchConv(
+  op: string,
+  x: tf.Tensor4D,
+  kernel: [number, number],
+  rate: number,
+  pad: Padding4,
+  conv: (phases: tf.Tensor4D) => tf.Tensor4D,
+): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const hp = h + pad[0][0] + pad[0][1];
+  const wp = w + pad[1][0] + pad[1][1];
+  if (hp - (kernel[0] - 1) * rate < 1 || wp - (kernel[1] - 1) * rate < 1) {
+    throw new Error(`${op}: a ${kernel[0]}x${kernel[1]} kernel at dilation ${rate} does not fit the padded ${hp}x${wp} input`);
+  }
+  const extraH = (rate - (hp % rate)) % rate;
+  const extraW = (rate - (wp % rate)) % rate;
+  return tf.tidy(() => {
+    const phases = spaceToBatch(x, rate, [[pad[0][0], pad[0][1] + extraH], [pad[1][0], pad[1][1] + extraW]]);
+    return batchToSpace(conv(phases), rate, [[0, extraH], [0, extraW]]);
+  });
+}
+
 export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, o: ConvOptions): tf.Tensor4D {
-  return tf.conv2d(x, filter, o.stride, explicit(o.pad), 'NHWC', o.dilation);
+  const dilation = effectiveDilation('conv2d', filter, o);
+  if (dilation === 1 || !o.training) {
+    return tf.conv2d(x, filter, o.stride, explicit(o.pad), 'NHWC', dilation);
+  }
+  return spaceToBatchConv('conv2d', x, [filter.shape[0], filter.shape[1]], dilation, o.pad,
+    (p) => tf.conv2d(p, filter, 1, 'valid'));
 }
 
 export function depthwiseConv2d(x: tf.Tensor4D, filter: tf.Tensor4D, o: ConvOptions): tf.Tensor4D {
-  return tf.depthwiseConv2d(x, filter, o.stride, explicit(o.pad), 'NHWC', o.dilation);
+  const dilation = effectiveDilation('depthwiseConv2d', filter, o);
+  if (dilation === 1 || !o.training) {
+    return tf.depthwiseConv2d(x, filter, o.stride, explicit(o.pad), 'NHWC', dilation);
+  }
+  return spaceToBatchConv('depthwiseConv2d', x, [filter.shape[0], filter.shape[1]], dilation, o.pad,
+    (p) => tf.depthwiseConv2d(p, filter, 1, 'valid'));
 }
