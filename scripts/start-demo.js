@@ -9,9 +9,9 @@ const userDir = process.env.DEEPLAB_USER_DIR || path.join(root, '.node-red');
 const port = process.env.PORT || '1880';
 const flowFile = path.join(userDir, 'flows.json');
 
-fs.mkdirSync(path.join(userDir, 'node_modules'), { recursive: true });
+fs.mkdirSync(path.join(userDir, 'node_modules', '@nr-vision'), { recursive: true });
 // Install this package into the user directory as Node-RED's palette manager would (a link to the checkout).
-const link = path.join(userDir, 'node_modules', 'node-red-contrib-deeplab');
+const link = path.join(userDir, 'node_modules', '@nr-vision', 'node-red-deeplab');
 try {
   fs.rmSync(link, { recursive: true, force: true });
 } catch {
@@ -19,7 +19,7 @@ try {
 }
 fs.symlinkSync(root, link, 'dir');
 if (!fs.existsSync(path.join(userDir, 'package.json'))) {
-  fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', private: true, dependencies: { 'node-red-contrib-deeplab': 'file:..' } }, null, 2));
+  fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', private: true, dependencies: { '@nr-vision/node-red-deeplab': 'file:..' } }, null, 2));
 }
 // A fresh demo flow unless the user has one (DEEPLAB_DEMO_RESET=1 restores it).
 if (!fs.existsSync(flowFile) || process.env.DEEPLAB_DEMO_RESET === '1') {
@@ -39,7 +39,7 @@ if (!fs.existsSync(settings)) {
 }
 
 const red = require.resolve('node-red/red.js');
-console.log(`Starting Node-RED ${require('node-red/package.json').version} with node-red-contrib-deeplab on http://127.0.0.1:${port}`);
+console.log(`Starting Node-RED ${require('node-red/package.json').version} with @nr-vision/node-red-deeplab on http://127.0.0.1:${port}`);
 const child = spawn(process.execPath, [red, '--userDir', userDir, '--port', port, ...process.argv.slice(2)], {
   stdio: 'inherit',
   cwd: userDir,

@@ -4,6 +4,7 @@
  * flattened onto black).
  */
 import sharp from 'sharp';
+import type { Metadata } from 'sharp';
 import { ContractError, RawImage, describeValue, isRawImage } from '../contract';
 
 export const DEFAULT_MAX_PIXELS = 40_000_000;
@@ -19,7 +20,7 @@ export async function decodeImage(input: Buffer, opts: DecodeOptions = {}): Prom
   if (!Buffer.isBuffer(input) || input.length === 0) {
     throw new ContractError(`expected an encoded image Buffer (JPEG, PNG, WebP...) or a RawImage, got ${describeValue(input)}`);
   }
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {

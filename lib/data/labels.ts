@@ -14,6 +14,7 @@
 import { promisify } from 'util';
 import * as zlib from 'zlib';
 import sharp from 'sharp';
+import type { OutputInfo } from 'sharp';
 import { ContractError, LabelMap, describeValue } from '../contract';
 import { RGB, vocPalette } from './palette';
 import { DEFAULT_MAX_PIXELS } from './image';
@@ -278,7 +279,7 @@ export async function decodeLabelImage(buf: Buffer, opts: LabelDecodeOptions = {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (isPng(buf)) return labelsFromPngSamples(await decodePngSamples(buf, maxPixels), opts);
   // Other lossless formats: sharp gives grey or RGB(A) values.
-  let decoded: { data: Buffer; info: sharp.OutputInfo };
+  let decoded: { data: Buffer; info: OutputInfo };
   try {
     decoded = await sharp(buf, { limitInputPixels: maxPixels }).raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
