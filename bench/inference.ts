@@ -61,6 +61,7 @@ async function variants(): Promise<void> {
     ['v3 ResNet-101 (OS16)', { variant: 'v3', outputStride: 16 }],
     ['v3 ResNet-101 torchvision (OS8)', { variant: 'v3', layout: 'torchvision', outputStride: 8 }],
     ['v3+ ResNet-101 (OS16)', { variant: 'v3plus', backbone: 'resnet101' }],
+    ['v3+ Xception-65 (OS16)', { variant: 'v3plus', backbone: 'xception65' }],
     ['v3+ MobileNetV2 (OS16)', { variant: 'v3plus', backbone: 'mobilenetv2' }],
     ['v3+ MobileNetV2 width 0.5 (demo)', { variant: 'v3plus', backbone: 'mobilenetv2', width: 0.5 }],
   ];

@@ -7,12 +7,13 @@ import { Backbone } from './backbones/types';
 import { MobileNetV2 } from './backbones/mobilenetv2';
 import { ResNet, ResNetLayout } from './backbones/resnet';
 import { Vgg16Dilated } from './backbones/vgg16';
+import { Xception65 } from './backbones/xception';
 import { AsppV2Head, AsppV3Head, AuxHead, DecoderHead, Head, LargeFovHead, TorchvisionHead } from './heads';
 import { Ctx, INFERENCE } from './layers';
 import { ParamStore } from './params';
 
 export type Variant = 'v1' | 'v2' | 'v3' | 'v3plus';
-export type BackboneName = 'vgg16' | 'resnet50' | 'resnet101' | 'mobilenetv2';
+export type BackboneName = 'vgg16' | 'resnet50' | 'resnet101' | 'mobilenetv2' | 'xception65';
 export type HeadLayout = 'paper' | 'torchvision';
 
 export interface ModelSpec {
@@ -26,7 +27,7 @@ export interface ModelSpec {
   aux: boolean;
   /** Channel multiplier: 1 is the published network; smaller gives fast test/demo variants. */
   width: number;
-  /** ResNet blocks per layer (default from the depth). */
+  /** ResNet blocks per layer (default from the depth); for Xception-65 the third entry is the number of middle-flow units (16). */
   blocks?: [number, number, number, number];
   multiGrid: number[];
   seed: number;
@@ -36,7 +37,7 @@ export const VARIANT_BACKBONES: Record<Variant, BackboneName[]> = {
   v1: ['vgg16'],
   v2: ['resnet101', 'resnet50'],
   v3: ['resnet101', 'resnet50', 'mobilenetv2'],
-  v3plus: ['resnet101', 'resnet50', 'mobilenetv2'],
+  v3plus: ['resnet101', 'resnet50', 'mobilenetv2', 'xception65'],
 };
 
 /** Fills in the defaults of each variant and checks the combination. */
@@ -79,6 +80,7 @@ function asppRates(spec: ModelSpec): number[] {
 function buildBackbone(store: ParamStore, spec: ModelSpec): Backbone {
   if (spec.backbone === 'vgg16') return new Vgg16Dilated(store, spec.width);
   if (spec.backbone === 'mobilenetv2') return new MobileNetV2(store, spec.outputStride, spec.width);
+  if (spec.backbone === 'xception65') return new Xception65(store, spec.outputStride, spec.width, spec.blocks ? spec.blocks[2] : 16);
   const layout: ResNetLayout = spec.variant === 'v2' ? 'caffe' : spec.layout === 'torchvision' ? 'torchvision' : 'paper';
   return new ResNet(store, {
     depth: spec.backbone === 'resnet50' ? 50 : 101,

@@ -54,6 +54,8 @@ describe('lib/models: the DeepLab zoo', () => {
     ['v3+ MobileNetV2 OS16 (decoder at stride 4)', { variant: 'v3plus', backbone: 'mobilenetv2', outputStride: 16 }, 4],
     ['v3+ ResNet-101 OS16 (decoder at stride 4)', { variant: 'v3plus', backbone: 'resnet101', outputStride: 16 }, 4],
     ['v3+ ResNet-101 OS8 (decoder at stride 4)', { variant: 'v3plus', backbone: 'resnet101', outputStride: 8 }, 4],
+    ['v3+ Xception-65 OS16 (decoder at stride 4)', { variant: 'v3plus', backbone: 'xception65', outputStride: 16 }, 4],
+    ['v3+ Xception-65 OS8 (decoder at stride 4)', { variant: 'v3plus', backbone: 'xception65', outputStride: 8 }, 4],
   ];
   for (const [name, spec, stride] of sizeCases) {
     it(`${name}: 321 -> ${Math.floor(320 / stride) + 1}, 513 -> ${Math.floor(512 / stride) + 1}`, () => {
@@ -119,5 +121,22 @@ describe('lib/models: the DeepLab zoo', () => {
     assert.throws(() => normalizeSpec({ variant: 'v3plus', layout: 'torchvision' }), /torchvision layout exists for v3 only/);
     assert.throws(() => normalizeSpec({ classes: 0 }), /classes must be an integer/);
     assert.throws(() => normalizeSpec({ variant: 'v9' as never }), /unknown DeepLab variant/);
+  });
+
+  it('Xception-65: the encoder reaches the output stride and the decoder takes the stride-4 entry features', () => {
+    for (const os of [8, 16] as const) {
+      const m = new DeepLab({ variant: 'v3plus', backbone: 'xception65', outputStride: os, width: 0.0625, blocks: [1, 1, 1, 1], classes: 3 });
+      try {
+        const names = [...m.store.trainable.keys()];
+        // 3 entry blocks + 1 middle unit (blocks[2]) + 2 exit blocks, each 3 separable convs.
+        assert.equal(names.filter((n) => n.endsWith('.pointwise.conv.weight')).length, 6 * 3);
+        assert.equal(names.filter((n) => n.includes('shortcut.conv.weight')).length, 4);
+        const y = tf.tidy(() => m.forward(tf.zeros([1, 65, 65, 3])).logits);
+        assert.deepEqual(y.shape, [1, 17, 17, 3]);
+        y.dispose();
+      } finally {
+        m.dispose();
+      }
+    }
   });
 });
