@@ -3,3 +3,4 @@ import './engine-tasks';
 import '../cache/worker-models';
 import '../cache/scoremap-tasks';
 import '../fusion/tasks';
+import '../crf/crf-tasks';

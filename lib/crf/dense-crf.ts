@@ -1,0 +1,132 @@
+/**
+ * The dense CRF entry point: checks the inputs, then runs mean field on this thread or split
+ * over this thread and a helper thread (classes halved, shared memory, see parallel.ts).
+ * Synchronous and CPU-bound: call it from a compute worker (task 'crf.run'), never from
+ * Node-RED's event loop.
+ */
+import * as os from 'os';
+import { ContractError, RawImage, ScoreMap, expectFinite, expectRawImage, expectScoreMap } from '../contract';
+import {
+  CrfKernel, DEFAULT_PROB_FLOOR, appearanceFeatures, exactKernel, initialQ, kernelScratch, latticeKernel, pairwiseMessage,
+  smoothnessFeatures, unaryPrior, updateQ,
+} from './mean-field';
+import { runParallel } from './parallel';
+import { CrfParams, validateCrfParams } from './params';
+
+export interface CrfOptions {
+  /**
+   * Threads for mean field: 1, or 2 (this thread plus a helper thread, each filtering half of
+   * the classes). Default: DEEPLAB_CRF_THREADS, else 2 where the machine has 2 or more cores.
+   */
+  threads?: number;
+  /** 'lattice' (default): permutohedral lattice. 'exact': O(n^2) brute force, for tests on tiny images. */
+  filter?: 'lattice' | 'exact';
+  /** Floor on input probabilities before -log (default 1e-5); unused for logits. */
+  probFloor?: number;
+}
+
+export interface CrfTiming {
+  /** Features, lattice construction and normalisation, ms. */
+  latticeMs: number;
+  /** Unary and mean-field iterations, ms. */
+  inferenceMs: number;
+  totalMs: number;
+  threads: number;
+  /** Lattice vertices of the appearance and smoothness kernels (0 where a kernel is off). */
+  latticePoints: [number, number];
+}
+
+export interface CrfResult {
+  probs: ScoreMap;
+  timing: CrfTiming;
+}
+
+/** Validates a map + image pair for the CRF; ContractErrors say what is wrong and how to fix it. */
+export function checkCrfInputs(map: unknown, image: unknown, mapWhat = 'msg.payload', imageWhat = 'msg.image'): { map: ScoreMap; image: RawImage } {
+  if (image === undefined || image === null) {
+    throw new ContractError(`${imageWhat} is missing: the CRF needs the original RGB image (a RawImage) next to the score map`);
+  }
+  const m = expectScoreMap(map, mapWhat);
+  const img = expectRawImage(image, imageWhat);
+  if (m.width !== img.width || m.height !== img.height) {
+    throw new ContractError(`${mapWhat} is ${m.width}x${m.height} but ${imageWhat} is ${img.width}x${img.height}: ` +
+      'upsample the score map to the image size first (upsample node)');
+  }
+  if (m.classes > 255) throw new ContractError(`${mapWhat} has ${m.classes} classes; labels are 8-bit, at most 255 classes`);
+  if (m.kind !== 'logits' && m.kind !== 'probs') {
+    throw new ContractError(`${mapWhat}.kind must be 'logits' or 'probs', got ${JSON.stringify(m.kind)}`);
+  }
+  expectFinite(m, mapWhat);
+  return { map: m, image: img };
+}
+
+export function defaultThreads(): number {
+  const env = Number(process.env.DEEPLAB_CRF_THREADS);
+  if (Number.isInteger(env) && env > 0) return Math.min(env, 2);
+  return Math.min(2, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+function buildKernels(image: RawImage, params: CrfParams, exact: boolean, alloc?: Parameters<typeof latticeKernel>[4]): CrfKernel[] {
+  const { width: W, height: H } = image;
+  const n = W * H;
+  const kernels: CrfKernel[] = [];
+  if (params.w1 > 0) {
+    const f = appearanceFeatures(image, params.thetaAlpha, params.thetaBeta);
+    kernels.push(exact ? exactKernel(f, n, 5, params.w1) : latticeKernel(f, n, 5, params.w1, alloc));
+  }
+  if (params.w2 > 0) {
+    const f = smoothnessFeatures(W, H, params.thetaGamma);
+    kernels.push(exact ? exactKernel(f, n, 2, params.w2) : latticeKernel(f, n, 2, params.w2, alloc));
+  }
+  return kernels;
+}
+
+function points(kernels: CrfKernel[], params: CrfParams): [number, number] {
+  const m = kernels.map((k) => (k.kind === 'lattice' ? k.g.m : k.n));
+  return [params.w1 > 0 ? m.shift()! : 0, params.w2 > 0 ? m.shift()! : 0];
+}
+
+/** Mean field on this thread only. */
+export function denseCrfSingle(map: ScoreMap, image: RawImage, params: CrfParams, opts: CrfOptions = {}): CrfResult {
+  const t0 = performance.now();
+  const { width: W, height: H, classes: C } = map;
+  const n = W * H;
+  const kernels = buildKernels(image, params, opts.filter === 'exact');
+  const t1 = performance.now();
+  const prior = new Float32Array(n * C);
+  unaryPrior(map, opts.probFloor ?? DEFAULT_PROB_FLOOR, prior);
+  const Q = new Float32Array(n * C);
+  initialQ(prior, C, Q, 0, n);
+  if (params.iterations > 0 && kernels.length > 0) {
+    const msg = new Float32Array(n * C);
+    const scratch = kernels.map((k) => kernelScratch(k, C));
+    for (let it = 0; it < params.iterations; it++) {
+      pairwiseMessage(kernels, scratch, Q, C, 0, C, msg);
+      updateQ(prior, C, [msg], [C], Q, 0, n);
+    }
+  }
+  const t2 = performance.now();
+  return {
+    probs: { width: W, height: H, classes: C, data: Q, kind: 'probs', stride: 1 },
+    timing: { latticeMs: t1 - t0, inferenceMs: t2 - t1, totalMs: t2 - t0, threads: 1, latticePoints: points(kernels, params) },
+  };
+}
+
+/**
+ * Refines a score map (logits or probabilities, at the image's size) with the fully connected
+ * CRF; returns probabilities (kind 'probs', stride 1) and timings.
+ */
+export function denseCrf(map: ScoreMap, image: RawImage, params: CrfParams, opts: CrfOptions = {}): CrfResult {
+  ({ map, image } = checkCrfInputs(map, image));
+  validateCrfParams(params);
+  const threads = opts.threads ?? defaultThreads();
+  const worthSplitting = threads > 1 && map.classes > 1 && opts.filter !== 'exact' && params.iterations > 0 &&
+    (params.w1 > 0 || params.w2 > 0) && map.width * map.height >= 4096;
+  if (worthSplitting) {
+    const r = runParallel(map, image, params, opts.probFloor ?? DEFAULT_PROB_FLOOR);
+    if (r) return r;
+  }
+  return denseCrfSingle(map, image, params, opts);
+}
+
+export { buildKernels as buildCrfKernels };

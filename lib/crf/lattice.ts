@@ -1,0 +1,328 @@
+/**
+ * Permutohedral lattice (Adams, Baek & Davis, "Fast High-Dimensional Filtering Using the
+ * Permutohedral Lattice", 2010): Gaussian filtering in a d-dimensional feature space in time
+ * linear in the number of points. Each point is splatted onto the d+1 vertices of the lattice
+ * simplex that encloses it (barycentric weights), the lattice values are blurred with a
+ * [1 2 1]/2 kernel along each of the d+1 lattice directions, and sliced back with the same
+ * weights.
+ *
+ * The lattice geometry depends only on the features, so it is built once per image and reused
+ * for every mean-field iteration and every class. Storage is flat typed arrays so several
+ * threads can share it (SharedArrayBuffer) and the filter loops allocate nothing.
+ *
+ * Scaling: features are in units of the kernel's standard deviation (position / theta), and
+ * the lattice scale is the one Krähenbühl's reference densecrf uses, so parameters tuned on
+ * that implementation mean the same here. The result approximates exp(-|fi - fj|^2 / 2) up to
+ * a global factor (which the CRF's symmetric normalisation cancels).
+ */
+
+import { blurKernel, chunks, sliceKernel, splatKernel } from './kernels';
+
+/** The geometry of a lattice built from n points in d dimensions. */
+export interface LatticeGeometry {
+  /** Feature dimensions. */
+  d: number;
+  /** Points (pixels). */
+  n: number;
+  /** Lattice vertices in use; their value rows are 1..m (row 0 is an always-zero row for missing neighbours). */
+  m: number;
+  /** n * (d+1): the value row of each point's simplex vertices. */
+  offsets: Int32Array;
+  /** n * (d+1): the barycentric weight of each vertex (may be rescaled per point, see scaleWeights). */
+  weights: Float32Array;
+  /** (d+1) * m * 2: for direction j and vertex i (row i+1), its two neighbour rows along j (0 where absent). */
+  blur: Int32Array;
+}
+
+function nextPow2(v: number): number {
+  let p = 1;
+  while (p < v) p *= 2;
+  return p;
+}
+
+/**
+ * Open-addressing hash map from integer lattice keys (d coordinates; the (d+1)-th is implied by
+ * the zero sum) to dense vertex indices 0..m-1. Each slot holds the vertex+1 (0 = empty) and the
+ * key inline, so a probe touches one place in memory: with hundreds of thousands of vertices the
+ * table is far larger than the caches and the lookups are bound by memory latency.
+ */
+class KeyTable {
+  private slots: Int32Array;
+  private mask: number;
+  private readonly stride: number;
+  /** Keys by vertex index (d per vertex). */
+  keys: Int32Array;
+  size = 0;
+
+  constructor(
+    private readonly d: number,
+    expected: number,
+  ) {
+    this.stride = d + 1;
+    const cap = nextPow2(Math.max(64, expected * 2));
+    this.slots = new Int32Array(cap * this.stride);
+    this.mask = cap - 1;
+    this.keys = new Int32Array(Math.max(16, expected) * d);
+  }
+
+  private hash(key: Int32Array, at: number): number {
+    let h = 0x811c9dc5 | 0;
+    for (let k = 0; k < this.d; k++) h = Math.imul(h ^ key[at + k], 0x01000193);
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x2c1b3c6d);
+    return (h ^ (h >>> 12)) >>> 0;
+  }
+
+  /** The slot holding the key, or the empty slot where it would go. */
+  private probe(key: Int32Array, at: number): number {
+    const { slots, mask, stride, d } = this;
+    let slot = this.hash(key, at) & mask;
+    for (;;) {
+      const b = slot * stride;
+      if (slots[b] === 0) return slot;
+      let same = true;
+      for (let k = 0; k < d; k++) {
+        if (slots[b + 1 + k] !== key[at + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return slot;
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  /**
+   * Reads the home slot of each of `count` keys (stored `d` apart in `batch`) so that their cache
+   * misses overlap (they are independent loads) before the probes that depend on them.
+   */
+  touch(batch: Int32Array, count: number): number {
+    let acc = 0;
+    for (let i = 0; i < count; i++) acc |= this.slots[(this.hash(batch, i * this.d) & this.mask) * this.stride];
+    return acc;
+  }
+
+  /** Index of the key, or -1. */
+  find(key: Int32Array, at = 0): number {
+    return this.slots[this.probe(key, at) * this.stride] - 1;
+  }
+
+  /** Index of the key, inserted when absent. */
+  findOrInsert(key: Int32Array, at = 0): number {
+    const slot = this.probe(key, at);
+    const b = slot * this.stride;
+    const found = this.slots[b];
+    if (found !== 0) return found - 1;
+    const idx = this.size++;
+    const d = this.d;
+    if (this.size * d > this.keys.length) {
+      const grown = new Int32Array(this.keys.length * 2);
+      grown.set(this.keys);
+      this.keys = grown;
+    }
+    for (let k = 0; k < d; k++) {
+      this.keys[idx * d + k] = key[at + k];
+      this.slots[b + 1 + k] = key[at + k];
+    }
+    this.slots[b] = idx + 1;
+    if (this.size * 2 > this.mask + 1) this.grow();
+    return idx;
+  }
+
+  private grow(): void {
+    const cap = (this.mask + 1) * 2;
+    this.slots = new Int32Array(cap * this.stride);
+    this.mask = cap - 1;
+    const { keys, d, stride } = this;
+    for (let idx = 0; idx < this.size; idx++) {
+      const b = this.probe(keys, idx * d) * stride;
+      this.slots[b] = idx + 1;
+      for (let k = 0; k < d; k++) this.slots[b + 1 + k] = keys[idx * d + k];
+    }
+  }
+}
+
+/** Where the geometry's arrays live: ordinary memory, or shared memory for several threads. */
+export type Alloc = (bytes: number) => ArrayBuffer | SharedArrayBuffer;
+export const ordinaryAlloc: Alloc = (bytes) => new ArrayBuffer(bytes);
+export const sharedAlloc: Alloc = (bytes) => new SharedArrayBuffer(bytes);
+
+/**
+ * Builds the lattice for n points with d features each (features[p * d + i], already divided
+ * by the kernel's standard deviation).
+ */
+export function buildLattice(features: Float32Array, n: number, d: number, alloc: Alloc = ordinaryAlloc): LatticeGeometry {
+  if (!(d >= 1) || features.length < n * d) throw new Error(`lattice needs ${n}x${d} features, got ${features.length}`);
+  const d1 = d + 1;
+  const offsets = new Int32Array(alloc(n * d1 * 4));
+  const weights = new Float32Array(alloc(n * d1 * 4));
+
+  // Elevation into the hyperplane sum(x) = 0 of R^(d+1), scaled so that the lattice's blur
+  // matches a unit Gaussian the way the reference implementation scales it.
+  const invStd = Math.sqrt(2 / 3) * d1;
+  const scale = new Float64Array(d);
+  for (let i = 0; i < d; i++) scale[i] = invStd / Math.sqrt((i + 1) * (i + 2));
+  // Vertex k of the canonical simplex, coordinate i (indexed by rank).
+  const canonical = new Int32Array(d1 * d1);
+  for (let k = 0; k <= d; k++) for (let i = 0; i <= d; i++) canonical[k * d1 + i] = i <= d - k ? k : k - d1;
+
+  const elev = new Float64Array(d1);
+  const rem0 = new Int32Array(d1);
+  const rank = new Int32Array(d1);
+  const bary = new Float64Array(d + 2);
+  const keyBatch = new Int32Array(d * d1);
+  const prevRem0 = new Int32Array(d1);
+  const prevRank = new Int32Array(d1);
+  let sink = 0;
+  const table = new KeyTable(d, n);
+
+  for (let p = 0; p < n; p++) {
+    const f = p * d;
+    let sm = 0;
+    for (let i = d; i > 0; i--) {
+      const cf = features[f + i - 1] * scale[i - 1];
+      elev[i] = sm - i * cf;
+      sm += cf;
+    }
+    elev[0] = sm;
+
+    // Nearest point of the remainder-0 sublattice (coordinates multiples of d+1), coordinate-wise.
+    let sum = 0;
+    for (let i = 0; i <= d; i++) {
+      const v = elev[i] / d1;
+      const up = Math.ceil(v) * d1;
+      const down = Math.floor(v) * d1;
+      rem0[i] = up - elev[i] < elev[i] - down ? up : down;
+      sum += rem0[i];
+    }
+    sum /= d1;
+
+    // Rank of each coordinate's residual (0 = largest), then fix the point back onto the plane.
+    rank.fill(0);
+    for (let i = 0; i < d; i++) {
+      const di = elev[i] - rem0[i];
+      for (let j = i + 1; j <= d; j++) {
+        if (di < elev[j] - rem0[j]) rank[i]++;
+        else rank[j]++;
+      }
+    }
+    if (sum > 0) {
+      for (let i = 0; i <= d; i++) {
+        if (rank[i] >= d1 - sum) {
+          rem0[i] -= d1;
+          rank[i] += sum - d1;
+        } else rank[i] += sum;
+      }
+    } else if (sum < 0) {
+      for (let i = 0; i <= d; i++) {
+        if (rank[i] < -sum) {
+          rem0[i] += d1;
+          rank[i] += d1 + sum;
+        } else rank[i] += sum;
+      }
+    }
+
+    // Barycentric coordinates within the simplex.
+    bary.fill(0);
+    for (let i = 0; i <= d; i++) {
+      const v = (elev[i] - rem0[i]) / d1;
+      bary[d - rank[i]] += v;
+      bary[d1 - rank[i]] -= v;
+    }
+    bary[0] += 1 + bary[d1];
+
+    for (let k = 0; k <= d; k++) weights[p * d1 + k] = bary[k];
+
+    // Neighbouring pixels often fall in the same simplex (flat regions, coarse kernels): then
+    // their vertices are the previous pixel's and need no lookups.
+    let same = p > 0;
+    for (let i = 0; i <= d && same; i++) same = rem0[i] === prevRem0[i] && rank[i] === prevRank[i];
+    if (same) {
+      for (let k = 0; k <= d; k++) offsets[p * d1 + k] = offsets[(p - 1) * d1 + k];
+      continue;
+    }
+    prevRem0.set(rem0);
+    prevRank.set(rank);
+    for (let k = 0; k <= d; k++) {
+      for (let i = 0; i < d; i++) keyBatch[k * d + i] = rem0[i] + canonical[k * d1 + rank[i]];
+    }
+    sink |= table.touch(keyBatch, d1);
+    for (let k = 0; k <= d; k++) {
+      offsets[p * d1 + k] = table.findOrInsert(keyBatch, k * d) + 1;
+    }
+  }
+  if (sink === -2) throw new Error('unreachable'); // keeps the touching loads alive
+
+  // Neighbours of every vertex along each lattice direction j: n1 = key - (1,..,1) with the j-th
+  // coordinate moved +d instead (for j = d only the implied coordinate moves), n2 the mirror.
+  // n2 of vertex k is i exactly when n1 of i is k, so one lookup fills both.
+  const m = table.size;
+  const keys = table.keys;
+  const blur = new Int32Array(alloc(d1 * m * 2 * 4));
+  const nk = new Int32Array(d * d1);
+  for (let i = 0; i < m; i++) {
+    const kb = i * d;
+    for (let j = 0; j <= d; j++) {
+      const o = j * d;
+      for (let k = 0; k < d; k++) nk[o + k] = keys[kb + k] - 1;
+      if (j < d) nk[o + j] = keys[kb + j] + d;
+    }
+    sink |= table.touch(nk, d1);
+    for (let j = 0; j <= d; j++) {
+      const found = table.find(nk, j * d);
+      if (found >= 0) {
+        const base = j * m * 2;
+        blur[base + 2 * i] = found + 1;
+        blur[base + 2 * found + 1] = i + 1;
+      }
+    }
+  }
+  if (sink === -2) throw new Error('unreachable'); // keeps the touching loads alive
+  return { d, n, m, offsets, weights, blur };
+}
+
+/** Scratch value rows for filtering `channels` values per point (two buffers for the blur). */
+export interface LatticeScratch {
+  a: Float32Array;
+  b: Float32Array;
+  channels: number;
+}
+
+export function latticeScratch(g: LatticeGeometry, channels: number): LatticeScratch {
+  return { a: new Float32Array((g.m + 1) * channels), b: new Float32Array((g.m + 1) * channels), channels };
+}
+
+/**
+ * Filters channels [c0, c0 + ct) of `input` (n points x `stride` values) through the lattice:
+ * out[p * ct + c] = scale * sum_j K(p, j) w_p w_j input[j * stride + c0 + c], where w are the
+ * geometry's (possibly rescaled) weights, and adds to `out` instead of writing when accumulate.
+ * Allocates nothing: the value rows live in the scratch.
+ */
+export function latticeFilter(
+  g: LatticeGeometry,
+  s: LatticeScratch,
+  input: Float32Array,
+  stride: number,
+  c0: number,
+  ct: number,
+  out: Float32Array,
+  scale: number,
+  accumulate: boolean,
+): void {
+  if (s.channels < ct) throw new Error('lattice scratch too small');
+  const { d, n, m, offsets, weights, blur } = g;
+  const d1 = d + 1;
+  let src = s.a;
+  let dst = s.b;
+  src.fill(0, 0, (m + 1) * ct);
+  dst.fill(0, 0, ct);
+  const parts = chunks(ct);
+  for (const { off, cw } of parts) splatKernel(d1, cw)(n, offsets, weights, input, stride, c0 + off, src, ct, off);
+  for (let j = 0; j <= d; j++) {
+    for (const { off, cw } of parts) blurKernel(cw)(blur, j * m * 2, m, src, dst, ct, off);
+    const t = src;
+    src = dst;
+    dst = t;
+  }
+  for (const { off, cw } of parts) sliceKernel(d1, cw, accumulate)(n, offsets, weights, src, ct, off, out, ct, off, scale);
+}
