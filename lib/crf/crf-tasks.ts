@@ -5,7 +5,7 @@
  *   result: { probs: ScoreMap (kind 'probs', stride 1), labels?: LabelMap (argmax, ignoreIndex 255), timing }
  * The result's buffers are transferred back, not copied.
  */
-import { LabelMap, ScoreMap } from '../contract';
+import { LabelMap, RawImage, ScoreMap } from '../contract';
 import { argmaxScoreMap } from '../ops/score-map';
 import { registerTasks } from '../worker/tasks';
 import { CrfOptions, CrfTiming, denseCrf } from './dense-crf';
@@ -13,7 +13,7 @@ import { CrfParams } from './params';
 
 export interface CrfTaskArgs {
   map: ScoreMap;
-  image: { width: number; height: number; channels: 3; data: Uint8Array };
+  image: RawImage;
   params: CrfParams;
   options?: CrfOptions;
   /** Also return the argmax labels (default true). */

@@ -23,6 +23,9 @@ export interface CrfOptions {
   filter?: 'lattice' | 'exact';
   /** Floor on input probabilities before -log (default 1e-5); unused for logits. */
   probFloor?: number;
+  /** How error messages name the map and the image (default msg.payload, msg.image). */
+  mapName?: string;
+  imageName?: string;
 }
 
 export interface CrfTiming {
@@ -41,8 +44,11 @@ export interface CrfResult {
   timing: CrfTiming;
 }
 
-/** Validates a map + image pair for the CRF; ContractErrors say what is wrong and how to fix it. */
-export function checkCrfInputs(map: unknown, image: unknown, mapWhat = 'msg.payload', imageWhat = 'msg.image'): { map: ScoreMap; image: RawImage } {
+/**
+ * Validates a map + image pair for the CRF; ContractErrors say what is wrong and how to fix it.
+ * finite: also scan every score for NaN/Inf (a full pass over the map).
+ */
+export function checkCrfInputs(map: unknown, image: unknown, mapWhat = 'msg.payload', imageWhat = 'msg.image', finite = true): { map: ScoreMap; image: RawImage } {
   if (image === undefined || image === null) {
     throw new ContractError(`${imageWhat} is missing: the CRF needs the original RGB image (a RawImage) next to the score map`);
   }
@@ -56,7 +62,7 @@ export function checkCrfInputs(map: unknown, image: unknown, mapWhat = 'msg.payl
   if (m.kind !== 'logits' && m.kind !== 'probs') {
     throw new ContractError(`${mapWhat}.kind must be 'logits' or 'probs', got ${JSON.stringify(m.kind)}`);
   }
-  expectFinite(m, mapWhat);
+  if (finite) expectFinite(m, mapWhat);
   return { map: m, image: img };
 }
 
@@ -117,7 +123,7 @@ export function denseCrfSingle(map: ScoreMap, image: RawImage, params: CrfParams
  * CRF; returns probabilities (kind 'probs', stride 1) and timings.
  */
 export function denseCrf(map: ScoreMap, image: RawImage, params: CrfParams, opts: CrfOptions = {}): CrfResult {
-  ({ map, image } = checkCrfInputs(map, image));
+  ({ map, image } = checkCrfInputs(map, image, opts.mapName, opts.imageName));
   validateCrfParams(params);
   const threads = opts.threads ?? defaultThreads();
   const worthSplitting = threads > 1 && map.classes > 1 && opts.filter !== 'exact' && params.iterations > 0 &&

@@ -48,6 +48,7 @@ export function crfPreset(name: string): CrfParams {
 
 /** Throws a ContractError naming the first parameter out of range. */
 export function validateCrfParams(p: CrfParams, what = 'CRF parameters'): CrfParams {
+  if (!p || typeof p !== 'object') throw new ContractError(`${what}: expected {${CRF_PARAM_KEYS.join(', ')}}, got ${describeValue(p)}`);
   const it = p.iterations;
   if (!(Number.isInteger(it) && it >= 0 && it <= MAX_ITERATIONS)) {
     throw new ContractError(`${what}: iterations must be an integer from 0 to ${MAX_ITERATIONS}, got ${describeValue(it)}`);
