@@ -5,6 +5,7 @@
 import sharp from 'sharp';
 import { LabelMap, RawImage } from '../contract';
 import { classColors, classNames, RGB } from '../data/palette';
+import { labelIds } from '../data/labels';
 
 export type RenderMode = 'mask' | 'overlay' | 'side-by-side';
 export const RENDER_MODES: RenderMode[] = ['mask', 'overlay', 'side-by-side'];
@@ -66,14 +67,6 @@ export function blend(image: RawImage, mask: RawImage, labels: LabelMap, opacity
   return { ...image, data: out };
 }
 
-export function classesPresent(l: LabelMap): number[] {
-  const seen = new Uint8Array(256);
-  for (let i = 0; i < l.data.length; i++) seen[l.data[i]] = 1;
-  const out: number[] = [];
-  for (let c = 0; c < 256; c++) if (seen[c] && c !== l.ignoreIndex) out.push(c);
-  return out;
-}
-
 function escapeXml(s: string): string {
   return s.replace(/[<>&'"]/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[ch]!);
 }
@@ -114,7 +107,7 @@ export async function renderSegmentation(labels: LabelMap, image: RawImage | und
     }
     picture = { width: W, height: image.height, channels: 3, data };
   }
-  const present = classesPresent(l);
+  const present = labelIds(l);
   let s = sharp(Buffer.from(picture.data.buffer, picture.data.byteOffset, picture.data.length), { raw: { width: picture.width, height: picture.height, channels: 3 } });
   let width = picture.width;
   let height = picture.height;
