@@ -1,0 +1,177 @@
+/**
+ * What a training run is: the network (a ModelConfig, as the deeplab-model node describes it),
+ * the data, the optimiser recipe and the loop's housekeeping. Plain data, so it travels to the
+ * training worker and into checkpoints. Defaults follow the DeepLab recipe as kazuto1011's
+ * deeplab-pytorch trains it (SGD 0.9, poly 0.9, lr 2.5e-4, weight decay 5e-4, crop 321,
+ * scale 0.5..1.5, mirror; backbone x1, head x10, head biases x20 without weight decay).
+ */
+import { LabelMap, RawImage } from '../contract';
+import { ListOptions } from '../data/dataset';
+import { SyntheticOptions } from '../data/synthetic';
+import { ModelConfig, normalizeModelConfig } from '../models/config';
+import { ModelSpec } from '../models/deeplab';
+import { MeanIoURule } from '../metrics/confusion';
+
+/** Where samples come from. */
+export type DataSpec =
+  /** Generated on the fly: samples first..first+count-1 of the seeded synthetic set. */
+  | { kind: 'synthetic'; count: number; first?: number; options?: SyntheticOptions }
+  /** A VOC-layout folder or image/mask folder pairs under `root` (lib/data/dataset). */
+  | { kind: 'folder'; root: string; dir: string; list?: ListOptions; limit?: number }
+  /** Samples given as data (tests, flows that built their own set). */
+  | { kind: 'memory'; samples: { id: string; image: RawImage; label: LabelMap }[] };
+
+/** Where the loss is computed: on labels downsampled to the logits (v1/v2) or logits upsampled to the labels (v3/v3+). */
+export type LossAt = 'auto' | 'logits' | 'labels';
+
+export interface TrainConfig {
+  model: ModelConfig;
+  train: DataSpec;
+  /** Validation data for mIoU every evalEvery iterations and for the CRF search. */
+  val?: DataSpec;
+
+  cropSize: number;
+  scaleMin: number;
+  scaleMax: number;
+  mirror: boolean;
+
+  batchSize: number;
+  /** Gradient accumulation: sub-batches per iteration (effective batch batchSize * iterSize). */
+  iterSize: number;
+  maxIter: number;
+
+  lr: number;
+  /** Poly schedule lr * (1 - iter/maxIter)^lrPower. */
+  lrPower: number;
+  momentum: number;
+  weightDecay: number;
+  /** Learning-rate multipliers: backbone.* and head.* / aux.* parameters. */
+  backboneLrMult: number;
+  headLrMult: number;
+  /** Biases learn at this factor times their group's rate (Caffe's lr_mult 2: head biases x20). */
+  biasLrFactor: number;
+  /** Weight decay on biases (off in the recipe). */
+  biasDecay: boolean;
+  /** Weight decay on BN scale and shift (off by default). */
+  bnDecay: boolean;
+  /** Frozen BN: running statistics used and kept, scale and shift not trained (DeepLab fine-tuning). */
+  freezeBN: boolean;
+  /** DeepLab v2 multi-scale training: loss over scales 1, 0.75, 0.5 and their max fusion. */
+  msc: boolean;
+  lossAt: LossAt;
+  /** Weight of the auxiliary head's loss (torchvision layout with aux). */
+  auxWeight: number;
+
+  seed: number;
+
+  checkpointDir?: string;
+  /** Checkpoint every N iterations (0: only at the end and on stop). */
+  checkpointEvery: number;
+  /** Checkpoints kept (the newest K). */
+  keep: number;
+  /** Write the model files to <checkpointDir>/published for hot swapping after each checkpoint. */
+  publish: boolean;
+
+  /** Validation every N iterations (0: only at the end). */
+  evalEvery: number;
+  /** Validation images per evaluation (0: all). */
+  evalLimit: number;
+  evalRule: MeanIoURule;
+
+  /** Progress events every N iterations. */
+  progressEvery: number;
+  /** Batches prepared ahead of the compute. */
+  prefetch: number;
+  /** Decode and augment in a separate thread (default) or in the training thread. */
+  dataWorker: boolean;
+}
+
+export type TrainConfigInput = Partial<Omit<TrainConfig, 'model'>> & {
+  model?: Parameters<typeof normalizeModelConfig>[0];
+  train: DataSpec;
+};
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+function check(cond: boolean, message: string): void {
+  if (!cond) throw new Error(`training configuration: ${message}`);
+}
+
+function checkData(d: DataSpec | undefined, what: string): void {
+  if (d === undefined) return;
+  check(!!d && typeof d === 'object', `${what} must be a data description`);
+  if (d.kind === 'synthetic') check(Number.isInteger(d.count) && d.count > 0, `${what}: synthetic count must be a positive integer, got ${d.count}`);
+  else if (d.kind === 'folder') check(typeof d.root === 'string' && typeof d.dir === 'string', `${what}: a folder data set needs root and dir`);
+  else if (d.kind === 'memory') check(Array.isArray(d.samples) && d.samples.length > 0, `${what}: no samples given`);
+  else throw new Error(`training configuration: ${what} has unknown kind "${(d as { kind: string }).kind}" (synthetic, folder or memory)`);
+}
+
+/** Resolves where the loss is computed for a variant. */
+export function lossAtFor(spec: ModelSpec, lossAt: LossAt): 'logits' | 'labels' {
+  if (lossAt !== 'auto') return lossAt;
+  return spec.variant === 'v1' || spec.variant === 'v2' ? 'labels' : 'logits';
+}
+
+/** Fills defaults and validates; throws an Error naming the first bad value. */
+export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
+  const model = normalizeModelConfig(c.model ?? {});
+  const out: TrainConfig = {
+    model,
+    train: c.train,
+    val: c.val,
+    cropSize: c.cropSize ?? 321,
+    scaleMin: c.scaleMin ?? 0.5,
+    scaleMax: c.scaleMax ?? 1.5,
+    mirror: c.mirror ?? true,
+    batchSize: c.batchSize ?? 5,
+    iterSize: c.iterSize ?? 2,
+    maxIter: c.maxIter ?? 20000,
+    lr: c.lr ?? 2.5e-4,
+    lrPower: c.lrPower ?? 0.9,
+    momentum: c.momentum ?? 0.9,
+    weightDecay: c.weightDecay ?? 5e-4,
+    backboneLrMult: c.backboneLrMult ?? 1,
+    headLrMult: c.headLrMult ?? 10,
+    biasLrFactor: c.biasLrFactor ?? 2,
+    biasDecay: c.biasDecay ?? false,
+    bnDecay: c.bnDecay ?? false,
+    freezeBN: c.freezeBN ?? false,
+    msc: c.msc ?? model.spec.variant === 'v2',
+    lossAt: c.lossAt ?? 'auto',
+    auxWeight: c.auxWeight ?? 0.5,
+    seed: c.seed ?? 1,
+    checkpointDir: c.checkpointDir || undefined,
+    checkpointEvery: c.checkpointEvery ?? 1000,
+    keep: c.keep ?? 3,
+    publish: c.publish ?? true,
+    evalEvery: c.evalEvery ?? 1000,
+    evalLimit: c.evalLimit ?? 0,
+    evalRule: c.evalRule ?? 'voc',
+    progressEvery: c.progressEvery ?? 10,
+    prefetch: c.prefetch ?? 4,
+    dataWorker: c.dataWorker ?? true,
+  };
+  checkData(out.train, 'training data');
+  check(out.train !== undefined, 'training data is missing');
+  checkData(out.val, 'validation data');
+  const ints: [keyof TrainConfig, number][] = [
+    ['cropSize', 8], ['batchSize', 1], ['iterSize', 1], ['maxIter', 1], ['checkpointEvery', 0], ['keep', 1],
+    ['evalEvery', 0], ['evalLimit', 0], ['progressEvery', 1], ['prefetch', 1],
+  ];
+  for (const [k, min] of ints) {
+    const v = out[k];
+    check(Number.isInteger(v) && (v as number) >= min, `${k} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  }
+  check(out.cropSize <= 4096, `cropSize must be at most 4096, got ${out.cropSize}`);
+  const nonNeg: (keyof TrainConfig)[] = ['lr', 'lrPower', 'weightDecay', 'backboneLrMult', 'headLrMult', 'biasLrFactor', 'auxWeight'];
+  for (const k of nonNeg) check(isNum(out[k]) && (out[k] as number) >= 0, `${k} must be a number >= 0, got ${JSON.stringify(out[k])}`);
+  check(isNum(out.momentum) && out.momentum >= 0 && out.momentum < 1, `momentum must be in [0, 1), got ${out.momentum}`);
+  check(isNum(out.scaleMin) && isNum(out.scaleMax) && out.scaleMin > 0 && out.scaleMin <= out.scaleMax && out.scaleMax <= 8,
+    `scale range must satisfy 0 < scaleMin <= scaleMax <= 8, got ${out.scaleMin}..${out.scaleMax}`);
+  check(isNum(out.seed), `seed must be a number, got ${out.seed}`);
+  check(['auto', 'logits', 'labels'].includes(out.lossAt), `lossAt must be auto, logits or labels, got ${out.lossAt}`);
+  check(['voc', 'present'].includes(out.evalRule), `evalRule must be voc or present, got ${out.evalRule}`);
+  return out;
+}

@@ -1,0 +1,194 @@
+/**
+ * The train node's editor properties (and a start message's overrides) -> a training run.
+ * Every property may be absent: blank numbers take the default of the chosen data source, the
+ * DeepLab recipe for real data and a quick schedule for the synthetic demo, so a bare train
+ * node trains the demo network on generated shapes when it gets "start".
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { ListOptions } from '../data/dataset';
+import { SYNTHETIC_MAX_CLASSES, syntheticClassNames, SyntheticOptions } from '../data/synthetic';
+import { ModelConfig, normalizeModelConfig } from '../models/config';
+import { CLASS_PRESETS } from '../data/palette';
+import { DataSpec, normalizeTrainConfig, TrainConfig, TrainConfigInput } from './config';
+import { CrfRequest, ResumeMode } from './protocol';
+
+export interface TrainProps {
+  source?: string;
+  root?: string;
+  dir?: string;
+  layout?: string;
+  trainSplit?: string;
+  valSplit?: string;
+  imagesDir?: string;
+  masksDir?: string;
+  valDir?: string;
+  trainLimit?: string | number;
+  synClasses?: string | number;
+  synSize?: string | number;
+  synTrain?: string | number;
+  synVal?: string | number;
+  cropSize?: string | number;
+  scaleMin?: string | number;
+  scaleMax?: string | number;
+  mirror?: string | boolean;
+  batchSize?: string | number;
+  iterSize?: string | number;
+  maxIter?: string | number;
+  lr?: string | number;
+  lrPower?: string | number;
+  momentum?: string | number;
+  weightDecay?: string | number;
+  backboneLrMult?: string | number;
+  headLrMult?: string | number;
+  biasLrFactor?: string | number;
+  freezeBN?: string | boolean;
+  msc?: string | boolean;
+  checkpointDir?: string;
+  checkpointEvery?: string | number;
+  keep?: string | number;
+  resume?: string;
+  publish?: string | boolean;
+  evalEvery?: string | number;
+  evalLimit?: string | number;
+  evalRule?: string;
+  learnCrf?: string | boolean;
+  crfImages?: string | number;
+  progressEvery?: string | number;
+  seed?: string | number;
+}
+
+export interface TrainSetup {
+  config: TrainConfig;
+  resume: ResumeMode;
+  /** "Learn CRF next": the search that follows a finished run. */
+  crfAfter?: CrfRequest;
+  /** The search a "crf" command runs. */
+  crf: CrfRequest;
+}
+
+export interface SetupContext {
+  /** Node-RED's user directory: relative folders resolve against it. */
+  userDir: string;
+  nodeId: string;
+  /** The deeplab-model config node's model, when one is selected. */
+  model?: ModelConfig;
+}
+
+const blank = (v: unknown) => v === undefined || v === null || v === '' || v === 'auto' || v === 'default';
+
+function num(v: unknown, fallback: number, name: string): number {
+  if (blank(v)) return fallback;
+  const n = typeof v === 'number' ? v : Number(String(v).trim());
+  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function int(v: unknown, fallback: number, name: string): number {
+  const n = num(v, fallback, name);
+  if (!Number.isInteger(n)) throw new Error(`${name} must be a whole number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function bool(v: unknown, fallback: boolean): boolean {
+  if (blank(v)) return fallback;
+  return v === true || v === 'true' || v === 1 || v === '1' || v === 'on';
+}
+
+/** Quick schedule for the synthetic demo (a small network trained from scratch). */
+const DEMO = { cropScale: [0.75, 1.25], batchSize: 8, iterSize: 1, maxIter: 300, lr: 0.02, weightDecay: 1e-4, evalEvery: 50, checkpointEvery: 100, progressEvery: 5 };
+/** The DeepLab recipe (kazuto1011 deeplab-pytorch, VOC). */
+const RECIPE = { crop: 321, cropScale: [0.5, 1.5], batchSize: 5, iterSize: 2, maxIter: 20000, lr: 2.5e-4, weightDecay: 5e-4, evalEvery: 1000, checkpointEvery: 1000, progressEvery: 10 };
+
+/** Option names a start message may override (msg.options / an object payload). */
+export const OVERRIDABLE = [
+  'cropSize', 'scaleMin', 'scaleMax', 'mirror', 'batchSize', 'iterSize', 'maxIter', 'lr', 'lrPower', 'momentum', 'weightDecay',
+  'backboneLrMult', 'headLrMult', 'biasLrFactor', 'freezeBN', 'msc', 'checkpointEvery', 'keep', 'evalEvery', 'evalLimit',
+  'progressEvery', 'seed', 'resume', 'learnCrf', 'crfImages', 'publish',
+] as const;
+
+export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overrides: Record<string, unknown> = {}): TrainSetup {
+  for (const k of Object.keys(overrides)) {
+    if (!(OVERRIDABLE as readonly string[]).includes(k)) throw new Error(`unknown option "${k}": a start message may set ${OVERRIDABLE.join(', ')}`);
+  }
+  const p: TrainProps = { ...props, ...(overrides as TrainProps) };
+  const source = blank(p.source) ? 'synthetic' : String(p.source);
+  if (source !== 'synthetic' && source !== 'folder') throw new Error(`data source must be synthetic or folder, got "${source}"`);
+  const demo = source === 'synthetic';
+  const seed = num(p.seed, 1, 'seed');
+
+  let train: DataSpec;
+  let val: DataSpec | undefined;
+  let synClasses = 0;
+  let synSize = 0;
+  if (demo) {
+    synClasses = int(p.synClasses, ctx.model?.spec.classes ?? 4, 'synthetic classes');
+    if (synClasses < 2 || synClasses > SYNTHETIC_MAX_CLASSES) throw new Error(`synthetic classes must be 2..${SYNTHETIC_MAX_CLASSES}, got ${synClasses}`);
+    synSize = int(p.synSize, 97, 'synthetic image size');
+    const options: SyntheticOptions = { width: synSize, height: synSize, classes: synClasses, seed };
+    train = { kind: 'synthetic', count: int(p.synTrain, 200, 'synthetic training images'), options };
+    const nVal = int(p.synVal, 20, 'synthetic validation images');
+    // The validation images come from far along the same sequence: never seen in training.
+    if (nVal > 0) val = { kind: 'synthetic', count: nVal, first: 1_000_000, options };
+  } else {
+    const root = path.resolve(ctx.userDir, String(p.root ?? '').trim() || '.');
+    const dir = String(p.dir ?? '').trim();
+    if (!dir) throw new Error('folder data: set the data set folder');
+    const layout = blank(p.layout) ? 'auto' : String(p.layout) as ListOptions['layout'];
+    const common: ListOptions = { layout, imagesDir: String(p.imagesDir ?? '').trim() || undefined, masksDir: String(p.masksDir ?? '').trim() || undefined };
+    const limit = int(p.trainLimit, 0, 'training image limit');
+    train = { kind: 'folder', root, dir, list: { ...common, split: String(p.trainSplit ?? '').trim() || 'train' }, limit };
+    const valSplit = String(p.valSplit ?? '').trim();
+    const valDir = String(p.valDir ?? '').trim();
+    // VOC: a split of the same folder ("-": none); folder pairs: another folder of the same shape.
+    const isVoc = layout === 'voc' || (layout === 'auto' && fs.existsSync(path.join(root, dir, 'JPEGImages')));
+    if (valDir) val = { kind: 'folder', root, dir: valDir, list: { ...common, split: valSplit || 'val' } };
+    else if (isVoc && valSplit !== '-') val = { kind: 'folder', root, dir, list: { ...common, split: valSplit || 'val' } };
+  }
+
+  let model: ModelConfig;
+  if (ctx.model) model = ctx.model;
+  else if (demo) {
+    model = normalizeModelConfig({ spec: { variant: 'v3plus', backbone: 'mobilenetv2', width: 0.125, classes: synClasses, seed }, classNames: syntheticClassNames(synClasses) });
+  } else {
+    model = normalizeModelConfig({ spec: { variant: 'v3plus', backbone: 'mobilenetv2', classes: 21 }, classNames: [...CLASS_PRESETS.voc21.names] });
+  }
+
+  const d = demo ? DEMO : RECIPE;
+  const checkpointDir = path.resolve(ctx.userDir, String(p.checkpointDir ?? '').trim() || path.join('deeplab-training', ctx.nodeId.replace(/[^\w.-]/g, '_')));
+  const input: TrainConfigInput = {
+    model,
+    train,
+    val,
+    cropSize: int(p.cropSize, demo ? synSize : RECIPE.crop, 'crop size'),
+    scaleMin: num(p.scaleMin, d.cropScale[0], 'scale min'),
+    scaleMax: num(p.scaleMax, d.cropScale[1], 'scale max'),
+    mirror: bool(p.mirror, true),
+    batchSize: int(p.batchSize, d.batchSize, 'batch size'),
+    iterSize: int(p.iterSize, d.iterSize, 'iter size'),
+    maxIter: int(p.maxIter, d.maxIter, 'iterations'),
+    lr: num(p.lr, d.lr, 'learning rate'),
+    lrPower: num(p.lrPower, 0.9, 'poly power'),
+    momentum: num(p.momentum, 0.9, 'momentum'),
+    weightDecay: num(p.weightDecay, d.weightDecay, 'weight decay'),
+    backboneLrMult: num(p.backboneLrMult, 1, 'backbone lr multiplier'),
+    headLrMult: num(p.headLrMult, 10, 'head lr multiplier'),
+    biasLrFactor: num(p.biasLrFactor, 2, 'bias lr factor'),
+    freezeBN: bool(p.freezeBN, false),
+    msc: blank(p.msc) ? undefined : bool(p.msc, false),
+    seed,
+    checkpointDir,
+    checkpointEvery: int(p.checkpointEvery, d.checkpointEvery, 'checkpoint every'),
+    keep: int(p.keep, 3, 'checkpoints kept'),
+    publish: bool(p.publish, true),
+    evalEvery: int(p.evalEvery, d.evalEvery, 'evaluate every'),
+    evalLimit: int(p.evalLimit, 0, 'evaluation images'),
+    evalRule: (blank(p.evalRule) ? 'voc' : String(p.evalRule)) as TrainConfig['evalRule'],
+    progressEvery: int(p.progressEvery, d.progressEvery, 'progress every'),
+  };
+  const config = normalizeTrainConfig(input);
+  const resume = (blank(p.resume) ? 'auto' : String(p.resume)) as ResumeMode;
+  if (!['auto', 'never', 'require'].includes(resume)) throw new Error(`resume must be auto, never or require, got "${resume}"`);
+  const crf: CrfRequest = { images: int(p.crfImages, 10, 'CRF images') };
+  return { config, resume, crf, crfAfter: bool(p.learnCrf, false) ? crf : undefined };
+}

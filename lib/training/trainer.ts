@@ -1,0 +1,412 @@
+/**
+ * The training loop: SGD steps with gradient accumulation, validation, checkpoints and an
+ * exact resume. Runs wherever tfjs runs (the train worker in Node-RED, the test thread in
+ * tests); it only reads and writes files and reports through callbacks.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { padValueFor } from '../data/augment';
+import { MetricsReport } from '../metrics/confusion';
+import { DeepLab } from '../models/deeplab';
+import { Ctx } from '../models/layers';
+import { normalize } from '../models/preprocess';
+import { readSavedDir, readSavedUrl, SavedWeights, serialize } from '../weights/format';
+import {
+  clearCheckpoints, EvalRecord, findLatestCheckpoint, LoadedCheckpoint, writeCheckpoint, writePublished, WriteHooks,
+} from './checkpoint';
+import { DataSpec, lossAtFor, TrainConfig } from './config';
+import { Batch, BatchLoader, BatchRecipe, InlineLoader, openSource, SampleSource } from './data';
+import { alignsCorners, evaluate } from './evaluate';
+import { LabelBatch, LossGeometry, mscLoss, segmentationLoss } from './loss';
+import { OptimParam, paramRule, polyLr, SgdMomentum } from './optimizer';
+import { mix32, STREAM, withSeededMathRandom } from './rng';
+import { WorkerLoader } from './worker-loader';
+
+export interface StepResult {
+  iteration: number;
+  loss: number;
+  lr: number;
+  /** Time this step waited for data (ms): zero when loading keeps ahead. */
+  dataWaitMs: number;
+  stepMs: number;
+}
+
+export interface ProgressInfo extends StepResult {
+  maxIter: number;
+  percent: number;
+  imagesPerSec: number;
+  etaSeconds: number;
+  elapsedMs: number;
+}
+
+export interface EvalInfo {
+  iteration: number;
+  report: MetricsReport;
+  best: boolean;
+}
+
+export interface CheckpointInfo {
+  iteration: number;
+  dir: string;
+  /** Folder with the model files to hot-swap (when publishing). */
+  publishedDir?: string;
+  reason: 'periodic' | 'final' | 'stop';
+}
+
+export interface TrainerEvents {
+  onProgress?: (p: ProgressInfo) => void;
+  onEval?: (e: EvalInfo) => void;
+  onCheckpoint?: (c: CheckpointInfo) => void | Promise<void>;
+  onLog?: (text: string) => void;
+}
+
+export interface RunControl {
+  /** Set to stop after the current step (a checkpoint is written). */
+  stopRequested: boolean;
+  /** Awaited between steps; resolves when not paused. */
+  waitWhilePaused?: () => Promise<void>;
+}
+
+export interface CreateOptions {
+  /** 'auto' (default): continue from the newest checkpoint if there is one; 'never': start over (older checkpoints removed); 'require': fail without one. */
+  resume?: 'auto' | 'never' | 'require';
+  hooks?: WriteHooks;
+  /** Where loaded weights come from when they are not the checkpoint's (default: the config's). */
+  initialWeights?: SavedWeights;
+}
+
+/** Copies saved tensors whose name and shape match; returns what was skipped (fine-tuning to new classes). */
+export function assignMatching(model: DeepLab, saved: SavedWeights): { loaded: number; skipped: string[] } {
+  const byName = new Map(saved.manifest.weights.map((w) => [w.name, w]));
+  const skipped: string[] = [];
+  let loaded = 0;
+  for (const [name, v] of model.store.all()) {
+    const w = byName.get(name);
+    if (!w || w.shape.join('x') !== v.shape.join('x')) {
+      skipped.push(name);
+      continue;
+    }
+    tf.tidy(() => v.assign(tf.tensor(saved.data.subarray(w.offset, w.offset + v.size), v.shape, 'float32')));
+    loaded++;
+  }
+  return { loaded, skipped };
+}
+
+/** The config as stored in a checkpoint: in-memory samples recorded by count only. */
+function storableConfig(c: TrainConfig): TrainConfig {
+  const strip = (d?: DataSpec): DataSpec | undefined =>
+    d && d.kind === 'memory' ? ({ kind: 'memory', samples: [], count: d.samples.length } as unknown as DataSpec) : d;
+  return { ...c, train: strip(c.train)!, val: strip(c.val) };
+}
+
+const sameNetwork = (a: DeepLab['spec'], b: DeepLab['spec']) => JSON.stringify({ ...a, seed: 0 }) === JSON.stringify({ ...b, seed: 0 });
+
+export class Trainer {
+  iteration = 0;
+  readonly model: DeepLab;
+  private readonly optimizer: SgdMomentum;
+  private readonly params: OptimParam[];
+  private readonly byVarName = new Map<string, string>();
+  private loader?: BatchLoader;
+  private valSource?: SampleSource;
+  private elapsedMs = 0;
+  private lastLoss?: number;
+  private readonly evals: EvalRecord[] = [];
+  private best?: EvalRecord;
+  private readonly recent: number[] = [];
+  private readonly geometry: LossGeometry;
+  /** Where this run resumed from, if it did. */
+  resumedFrom?: string;
+  /** Notes for the user (skipped weights, config changes across a resume). */
+  readonly notes: string[] = [];
+
+  private constructor(readonly config: TrainConfig, model: DeepLab, private readonly hooks: WriteHooks) {
+    this.model = model;
+    const c = config;
+    this.params = [];
+    for (const [name, variable] of model.store.trainable) {
+      const rule = paramRule(name, c);
+      // Frozen BN keeps its scale and shift too (the recipe's BN layers have lr 0).
+      if (c.freezeBN && /-bn$/.test(rule.group)) continue;
+      if (rule.lrMult === 0) continue;
+      this.params.push({ name, variable, lrMult: rule.lrMult, decayMult: rule.decayMult });
+      this.byVarName.set(variable.name, name);
+    }
+    this.optimizer = new SgdMomentum(this.params, c.momentum, c.weightDecay);
+    this.geometry = { at: lossAtFor(model.spec, c.lossAt), alignCorners: alignsCorners(model) };
+  }
+
+  static async create(config: TrainConfig, o: CreateOptions = {}): Promise<Trainer> {
+    const mode = o.resume ?? 'auto';
+    let ckpt: LoadedCheckpoint | undefined;
+    if (config.checkpointDir) {
+      if (mode === 'never') clearCheckpoints(config.checkpointDir);
+      else ckpt = findLatestCheckpoint(config.checkpointDir);
+    }
+    if (mode === 'require' && !ckpt) throw new Error(`no checkpoint to resume from in ${config.checkpointDir ?? '(no checkpoint folder set)'}`);
+    if (ckpt && !sameNetwork(ckpt.saved.manifest.spec, config.model.spec)) {
+      throw new Error(`the checkpoint folder ${config.checkpointDir} holds a different network ` +
+        `(${ckpt.saved.manifest.spec.variant} ${ckpt.saved.manifest.spec.backbone}, ${ckpt.saved.manifest.spec.classes} classes): ` +
+        'restart from scratch or choose another checkpoint folder');
+    }
+    const model = new DeepLab(config.model.spec);
+    let trainer: Trainer | undefined;
+    try {
+      trainer = new Trainer(config, model, o.hooks ?? {});
+      if (ckpt) trainer.restore(ckpt);
+      else {
+        const init = o.initialWeights ?? await Trainer.readInitialWeights(config);
+        if (init) {
+          const { loaded, skipped } = assignMatching(model, init);
+          if (loaded === 0) throw new Error('the initial weights share no parameter (name and shape) with this network');
+          if (skipped.length) trainer.notes.push(`initial weights: ${skipped.length} parameter(s) left at their initialisation (${skipped.slice(0, 3).join(', ')}${skipped.length > 3 ? ', ...' : ''})`);
+        }
+      }
+      if (config.val) trainer.valSource = await openSource(config.val);
+      return trainer;
+    } catch (err) {
+      trainer?.dispose();
+      if (!trainer) model.dispose();
+      throw err;
+    }
+  }
+
+  private static async readInitialWeights(c: TrainConfig): Promise<SavedWeights | undefined> {
+    const w = c.model.weights;
+    if (w.source === 'dir') return readSavedDir(w.path);
+    if (w.source === 'url') return readSavedUrl(w.url);
+    return undefined;
+  }
+
+  private restore(ck: LoadedCheckpoint): void {
+    assignMatching(this.model, ck.saved);
+    this.optimizer.importState(ck.optimizer);
+    const s = ck.state;
+    this.iteration = s.iteration;
+    this.elapsedMs = s.elapsedMs ?? 0;
+    this.lastLoss = s.metrics?.loss;
+    this.evals.push(...(s.metrics?.evals ?? []));
+    this.best = s.metrics?.best;
+    this.resumedFrom = ck.dir;
+    const old = s.config;
+    const changed = (['seed', 'batchSize', 'iterSize', 'cropSize', 'scaleMin', 'scaleMax', 'mirror'] as const).filter((k) => old && old[k] !== this.config[k]);
+    if (changed.length) this.notes.push(`resumed with changed ${changed.join(', ')}: the run continues, but not as an uninterrupted run would have`);
+  }
+
+  get maxIter(): number {
+    return this.config.maxIter;
+  }
+
+  get finished(): boolean {
+    return this.iteration >= this.config.maxIter;
+  }
+
+  get parameterCount(): number {
+    return this.model.paramCount();
+  }
+
+  get bestEval(): EvalRecord | undefined {
+    return this.best;
+  }
+
+  private recipe(): BatchRecipe {
+    const c = this.config;
+    return {
+      batchSize: c.batchSize,
+      seed: c.seed,
+      augment: {
+        cropHeight: c.cropSize, cropWidth: c.cropSize, scaleMin: c.scaleMin, scaleMax: c.scaleMax, mirror: c.mirror,
+        padValue: padValueFor(c.model.preprocessing), ignoreIndex: 255,
+      },
+    };
+  }
+
+  private async ensureLoader(): Promise<BatchLoader> {
+    if (!this.loader) {
+      const c = this.config;
+      const start = this.iteration * c.iterSize;
+      this.loader = c.dataWorker
+        ? new WorkerLoader(c.train, this.recipe(), start, c.prefetch)
+        : new InlineLoader(await openSource(c.train), this.recipe(), start, c.prefetch);
+    }
+    return this.loader;
+  }
+
+  private lossOf(batch: Batch, ctx: Ctx): tf.Scalar {
+    const { n, height: H, width: W } = batch;
+    const x = normalize(tf.tensor4d(batch.images, [n, H, W, 3], 'float32'), this.config.model.preprocessing);
+    const labels: LabelBatch = { data: batch.labels, n, height: H, width: W };
+    if (this.config.msc) return mscLoss((xi) => this.model.forward(xi, ctx).logits, x, labels, this.geometry);
+    const out = this.model.forward(x, ctx);
+    const loss = segmentationLoss(out.logits, labels, this.geometry);
+    if (out.aux && this.config.auxWeight > 0) return tf.add(loss, tf.mul(segmentationLoss(out.aux, labels, this.geometry), this.config.auxWeight));
+    return loss;
+  }
+
+  /** One iteration: iterSize forward/backward passes, accumulated, then one SGD update. */
+  async step(): Promise<StepResult> {
+    const c = this.config;
+    const loader = await this.ensureLoader();
+    const t0 = performance.now();
+    const lr = polyLr(c.lr, this.iteration, c.maxIter, c.lrPower);
+    const vars = this.params.map((p) => p.variable);
+    const acc = new Map<string, tf.Tensor>();
+    let lossSum = 0;
+    let waitMs = 0;
+    try {
+      for (let sub = 0; sub < c.iterSize; sub++) {
+        const w0 = performance.now();
+        const batch = await loader.next();
+        waitMs += performance.now() - w0;
+        const ctx: Ctx = { training: true, freezeBN: c.freezeBN, statUpdates: [] };
+        const seq = this.iteration * c.iterSize + sub;
+        let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+        try {
+          result = withSeededMathRandom(mix32(c.seed, STREAM.dropout, seq), () => tf.variableGrads(() => this.lossOf(batch, ctx), vars));
+        } finally {
+          // Running statistics move on every forward pass (as PyTorch's BN in train mode).
+          for (const u of ctx.statUpdates ?? []) {
+            u.variable.assign(u.value);
+            u.value.dispose();
+          }
+        }
+        lossSum += (await result.value.data())[0];
+        result.value.dispose();
+        for (const [varName, g] of Object.entries(result.grads)) {
+          const name = this.byVarName.get(varName);
+          if (!name) {
+            g.dispose();
+            continue;
+          }
+          const scaled = c.iterSize > 1 ? tf.tidy(() => tf.div(g, c.iterSize)) : g;
+          if (scaled !== g) g.dispose();
+          const prev = acc.get(name);
+          if (prev) {
+            acc.set(name, tf.tidy(() => tf.add(prev, scaled)));
+            prev.dispose();
+            scaled.dispose();
+          } else acc.set(name, scaled);
+        }
+      }
+      const loss = lossSum / c.iterSize;
+      if (!Number.isFinite(loss)) {
+        throw new Error(`the loss became ${loss} at iteration ${this.iteration + 1}: lower the learning rate (now ${lr.toExponential(3)})`);
+      }
+      this.optimizer.apply(acc, lr);
+      this.iteration++;
+      this.lastLoss = loss;
+      const stepMs = performance.now() - t0;
+      this.elapsedMs += stepMs;
+      this.recent.push(stepMs);
+      if (this.recent.length > 20) this.recent.shift();
+      return { iteration: this.iteration, loss, lr, dataWaitMs: waitMs, stepMs };
+    } finally {
+      for (const t of acc.values()) t.dispose();
+    }
+  }
+
+  /** Progress figures after a step: images/s and ETA from the recent steps. */
+  progress(s: StepResult): ProgressInfo {
+    const c = this.config;
+    const mean = this.recent.reduce((a, b) => a + b, 0) / Math.max(1, this.recent.length);
+    const images = c.batchSize * c.iterSize;
+    return {
+      ...s,
+      maxIter: c.maxIter,
+      percent: (100 * this.iteration) / c.maxIter,
+      imagesPerSec: mean > 0 ? (1000 * images) / mean : 0,
+      etaSeconds: ((c.maxIter - this.iteration) * mean) / 1000,
+      elapsedMs: this.elapsedMs,
+    };
+  }
+
+  /** Validation mIoU on the configured subset. */
+  async evaluate(): Promise<EvalInfo> {
+    if (!this.valSource) throw new Error('no validation data configured');
+    const c = this.config;
+    const report = await evaluate(this.model, c.model.preprocessing, this.valSource, { limit: c.evalLimit, rule: c.evalRule, classNames: c.model.classNames });
+    const rec: EvalRecord = { iteration: this.iteration, meanIoU: report.meanIoU, pixelAccuracy: report.pixelAccuracy };
+    this.evals.push(rec);
+    if (this.evals.length > 1000) this.evals.shift();
+    const isBest = report.meanIoU !== null && (!this.best || (this.best.meanIoU ?? -1) < report.meanIoU);
+    if (isBest) this.best = rec;
+    return { iteration: this.iteration, report, best: isBest };
+  }
+
+  get hasValidation(): boolean {
+    return !!this.valSource;
+  }
+
+  get validationSource(): SampleSource | undefined {
+    return this.valSource;
+  }
+
+  /** Writes a checkpoint (and the published copy); requires checkpointDir. */
+  async checkpoint(reason: CheckpointInfo['reason'] = 'periodic'): Promise<CheckpointInfo> {
+    const c = this.config;
+    if (!c.checkpointDir) throw new Error('no checkpoint folder configured');
+    const saved = await serialize(this.model, c.model.preprocessing, {
+      classNames: c.model.classNames,
+      meta: { iteration: this.iteration, maxIter: c.maxIter, loss: this.lastLoss, meanIoU: this.best?.meanIoU, trainedBy: 'node-red-contrib-deeplab train', savedAt: new Date().toISOString() },
+    });
+    const optimizer = await this.optimizer.exportState();
+    const dir = await writeCheckpoint(c.checkpointDir, {
+      saved,
+      optimizer,
+      state: {
+        iteration: this.iteration,
+        config: storableConfig(c),
+        rng: { scheme: 'counter', seed: c.seed, samplesSeen: this.iteration * c.iterSize * c.batchSize },
+        metrics: { loss: this.lastLoss, evals: this.evals.slice(-200), best: this.best },
+        elapsedMs: this.elapsedMs,
+      },
+    }, c.keep, this.hooks);
+    const publishedDir = c.publish ? writePublished(c.checkpointDir, saved) : undefined;
+    return { iteration: this.iteration, dir, publishedDir, reason };
+  }
+
+  /**
+   * Trains to maxIter (or until stopped), with progress, validation and checkpoints as
+   * configured. A stop or the end writes a checkpoint when a folder is set.
+   */
+  async run(control: RunControl, ev: TrainerEvents = {}): Promise<'finished' | 'stopped'> {
+    const c = this.config;
+    let lastEval = -1;
+    let lastCkpt = -1;
+    const doEval = async () => {
+      if (!this.valSource || lastEval === this.iteration) return;
+      lastEval = this.iteration;
+      ev.onEval?.(await this.evaluate());
+    };
+    const doCheckpoint = async (reason: CheckpointInfo['reason']) => {
+      if (!c.checkpointDir || lastCkpt === this.iteration) return;
+      lastCkpt = this.iteration;
+      await ev.onCheckpoint?.(await this.checkpoint(reason));
+    };
+    while (this.iteration < c.maxIter) {
+      await control.waitWhilePaused?.();
+      if (control.stopRequested) break;
+      const s = await this.step();
+      if (this.iteration % c.progressEvery === 0 || this.iteration === c.maxIter) ev.onProgress?.(this.progress(s));
+      if (c.evalEvery > 0 && this.iteration % c.evalEvery === 0) await doEval();
+      if (c.checkpointEvery > 0 && this.iteration % c.checkpointEvery === 0) await doCheckpoint('periodic');
+      // Let control messages in between steps.
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    const stopped = this.iteration < c.maxIter;
+    if (!stopped) await doEval();
+    await doCheckpoint(stopped ? 'stop' : 'final');
+    return stopped ? 'stopped' : 'finished';
+  }
+
+  async close(): Promise<void> {
+    await this.loader?.close();
+    this.loader = undefined;
+  }
+
+  dispose(): void {
+    void this.loader?.close();
+    this.loader = undefined;
+    this.optimizer.dispose();
+    this.model.dispose();
+  }
+}
