@@ -7,6 +7,7 @@
  * Run: node dist/bench/crf.js [--threads 1,2] [--images 4] [--repeat 3]
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { LabelMap, RawImage, ScoreMap } from '../lib/contract';
 import { decodeImage, resizeImage } from '../lib/data/image';
@@ -50,6 +51,8 @@ function median(v: number[]): number {
 
 interface Row {
   total: number;
+  /** CPU time of this process over wall time (2 = both cores busy all along). */
+  cores: number;
   lattice: number;
   mpci: number;
   points: [number, number];
@@ -58,16 +61,20 @@ interface Row {
 function measure(map: ScoreMap, image: RawImage, params: CrfParams, threads: number, repeat: number): Row {
   const runs: CrfResult[] = [];
   denseCrf(map, image, params, { threads }); // warm-up: JIT and helper start
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
   for (let r = 0; r < repeat; r++) runs.push(denseCrf(map, image, params, { threads }));
+  const cpu = process.cpuUsage(cpu0);
+  const cores = (cpu.user + cpu.system) / 1000 / (performance.now() - t0);
   const total = median(runs.map((r) => r.timing.totalMs));
   const lattice = median(runs.map((r) => r.timing.latticeMs));
   const mpci = (map.width * map.height * map.classes * params.iterations) / (total / 1000) / 1e6;
-  return { total, lattice, mpci, points: runs[0].timing.latticePoints };
+  return { total, cores, lattice, mpci, points: runs[0].timing.latticePoints };
 }
 
 function report(label: string, row: Row, refMs: number): void {
   console.log(`  ${label}: ${row.total.toFixed(0)} ms/image (lattice ${row.lattice.toFixed(0)} ms), ` +
-    `${row.mpci.toFixed(1)} Mpixel-class-iter/s, lattice points ${row.points.join(' + ')}, ` +
+    `${row.mpci.toFixed(1)} Mpixel-class-iter/s, ${row.cores.toFixed(2)} cores busy, lattice points ${row.points.join(' + ')}, ` +
     `${(row.total / refMs).toFixed(2)}x the C++ time (${(refMs / row.total).toFixed(2)}x as fast)`);
 }
 
@@ -78,6 +85,8 @@ async function main(): Promise<void> {
   const ids = fs.readFileSync(path.join(vocDir, 'ImageSets', 'Segmentation', 'val.txt'), 'utf8').split(/\s+/).filter(Boolean);
 
   console.log('dense CRF benchmark (times are medians; ratios against Krähenbühl\'s single-threaded C++)');
+  // Wall times need an otherwise idle machine: say how busy it was.
+  console.log(`${os.cpus().length} cores, load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} at start`);
   const refExample: CrfParams = { ...CRF_PRESETS['densecrf-example'], iterations: 10 };
   {
     const { image, labels } = await loadSample(ids[0], [500, 375]);
@@ -93,10 +102,11 @@ async function main(): Promise<void> {
     for (const t of threadsList) {
       const rows = samples.map(({ image, labels }, i) => measure(syntheticScores(labels, 21, { seed: i + 1, cellNoise: 1.5, pixelNoise: 0.5 }), image, params, t, repeat));
       const mean = (f: (r: Row) => number) => rows.reduce((a, r) => a + f(r), 0) / rows.length;
-      const avg: Row = { total: mean((r) => r.total), lattice: mean((r) => r.lattice), mpci: mean((r) => r.mpci), points: [Math.round(mean((r) => r.points[0])), Math.round(mean((r) => r.points[1]))] };
+      const avg: Row = { total: mean((r) => r.total), cores: mean((r) => r.cores), lattice: mean((r) => r.lattice), mpci: mean((r) => r.mpci), points: [Math.round(mean((r) => r.points[0])), Math.round(mean((r) => r.points[1]))] };
       report(`${t} thread${t > 1 ? 's' : ' '} (mean of ${rows.length})`, avg, 2200);
     }
   }
+  console.log(`load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} at the end`);
   await closeCrfHelper();
 }
 

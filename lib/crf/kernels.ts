@@ -13,8 +13,10 @@ export type SplatFn = (n: number, offsets: Int32Array, weights: Float32Array, in
 /** slice(n, offsets, weights, values, vStride, vOff, out, outStride, outOff, scale) */
 export type SliceFn = (n: number, offsets: Int32Array, weights: Float32Array, values: Float32Array, vStride: number, vOff: number,
   out: Float32Array, outStride: number, outOff: number, scale: number) => void;
-/** blur(nb, base, m, src, dst, stride, off): one lattice direction, rows 1..m. */
-export type BlurFn = (nb: Int32Array, base: number, m: number, src: Float32Array, dst: Float32Array, stride: number, off: number) => void;
+/** blur(chains, start, end, values, stride, off): one lattice direction, in place, along its chains. */
+export type BlurFn = (chains: Int32Array, start: number, end: number, values: Float32Array, stride: number, off: number) => void;
+/** blur(nb, base, m, src, dst, stride, off): one lattice direction from src to dst, rows 1..m, neighbour pairs in nb. */
+export type BlurPairsFn = (nb: Int32Array, base: number, m: number, src: Float32Array, dst: Float32Array, stride: number, off: number) => void;
 
 /** Classes per generated chunk: beyond this the straight-line code gets long for little gain. */
 export const MAX_CHUNK = 24;
@@ -22,6 +24,7 @@ export const MAX_CHUNK = 24;
 const splats = new Map<string, SplatFn>();
 const slices = new Map<string, SliceFn>();
 const blurs = new Map<number, BlurFn>();
+const blurPairs = new Map<number, BlurPairsFn>();
 
 function checkInt(v: number, lo: number, hi: number): number {
   if (!(Number.isInteger(v) && v >= lo && v <= hi)) throw new Error(`kernel size ${v} outside ${lo}..${hi}`);
@@ -75,10 +78,45 @@ export function sliceKernel(d1: number, cw: number, accumulate: boolean): SliceF
   return fn;
 }
 
-/** dst[i] = src[i] + (src[n1(i)] + src[n2(i)]) / 2 for rows i = 1..m, classes [off, off + cw). */
+/**
+ * The [1 2 1]/2 blur along one lattice direction, v_i <- v_i + (v_prev + v_next) / 2, done in
+ * place by walking each chain of neighbours (rows listed in order, each chain ended by 0) with
+ * the previous row's old values kept in locals. Vertices without a neighbour along the
+ * direction are in no chain and are not touched at all, which on sparse lattices (fine colour
+ * kernels: half the neighbours absent) saves much of the memory traffic, and one buffer serves.
+ */
 export function blurKernel(cw: number): BlurFn {
   checkInt(cw, 1, MAX_CHUNK);
   let fn = blurs.get(cw);
+  if (!fn) {
+    const cs = range(cw);
+    const body = [
+      'let t = start;',
+      'while (t < end) {',
+      '  let v = chains[t++];',
+      `  let ${cs.map((c) => `p${c} = 0`).join(', ')};`,
+      '  while (v !== 0) {',
+      '    const nx = chains[t++];',
+      '    const o = v * stride + off, q = nx * stride + off;',
+      ...cs.map((c) => `    { const cur = values[o + ${c}]; values[o + ${c}] = cur + 0.5 * (p${c} + values[q + ${c}]); p${c} = cur; }`),
+      '    v = nx;',
+      '  }',
+      '}',
+    ].join('\n');
+    fn = new Function('chains', 'start', 'end', 'values', 'stride', 'off', body) as BlurFn;
+    blurs.set(cw, fn);
+  }
+  return fn;
+}
+
+/**
+ * The same blur from one buffer to another, row by row: dst_i = src_i + (src_n1 + src_n2) / 2.
+ * Better where neighbours sit at regular distances in memory (position-only lattices: the
+ * reads form a few sequential streams the hardware prefetches).
+ */
+export function blurPairsKernel(cw: number): BlurPairsFn {
+  checkInt(cw, 1, MAX_CHUNK);
+  let fn = blurPairs.get(cw);
   if (!fn) {
     const body = [
       'for (let i = 1; i <= m; i++) {',
@@ -87,8 +125,8 @@ export function blurKernel(cw: number): BlurFn {
       ...range(cw).map((c) => `  dst[o + ${c}] = src[o + ${c}] + 0.5 * (src[a + ${c}] + src[b + ${c}]);`),
       '}',
     ].join('\n');
-    fn = new Function('nb', 'base', 'm', 'src', 'dst', 'stride', 'off', body) as BlurFn;
-    blurs.set(cw, fn);
+    fn = new Function('nb', 'base', 'm', 'src', 'dst', 'stride', 'off', body) as BlurPairsFn;
+    blurPairs.set(cw, fn);
   }
   return fn;
 }

@@ -75,9 +75,13 @@ export = function register(RED: NodeAPI): void {
       const params = applyCrfOverride(base, msg.crf, 'msg.crf');
       setStatus(node, 'busy', `${map.width}x${map.height}, ${map.classes} classes`);
       const t0 = Date.now();
+      // Both cores for this CRF only while no other job is in flight (a forward pass or another
+      // CRF would compete with the helper thread and stall the two threads' barriers).
+      const pool = getPool();
+      const busy = pool.workers.some((w) => w.load > 0);
       // No transfer: the map and the image stay usable on the message (other wires may hold them).
-      const args: CrfTaskArgs = { map, image, params, options: { mapName, imageName } };
-      const r = await getPool().run<CrfTaskResult>('crf.run', args);
+      const args: CrfTaskArgs = { map, image, params, options: { mapName, imageName, threads: busy ? 1 : undefined } };
+      const r = await pool.run<CrfTaskResult>('crf.run', args);
       const probs: ScoreMap = r.probs;
       const labels = r.labels as LabelMap;
       if (output === 'labels') {
