@@ -1,0 +1,222 @@
+/**
+ * The Node-RED editor in a real browser: Debian's chromium driven by playwright-core (installed
+ * by scripts/ensure-chromium.js when missing), against a real Node-RED running the packed
+ * package. A user's path through the editor: the palette, every node's edit dialog, its help,
+ * Import > Examples for every example, Deploy. Screenshots go to test-output/e2e/screenshots/.
+ * DEEPLAB_E2E_BROWSER=0 skips this file.
+ */
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
+import type { Browser, Page } from 'playwright-core';
+import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, OUT, PKG_NAME, readFlow, ROOT, sleep, waitFor } from './harness';
+
+const SHOTS = path.join(OUT, 'screenshots');
+// The flags that work on these machines (no network: background networking would be refused).
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function chromiumPath(): string {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'ensure-chromium.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 });
+  const exe = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !exe) throw new Error('no chromium: scripts/ensure-chromium.js could not install it (see its output above)');
+  return exe;
+}
+
+const declaredTypes = (): string[] =>
+  Object.keys((JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
+
+const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
+
+(browserEnabled ? describe : describe.skip)('end to end: the editor in a real browser', function () {
+  this.timeout(180_000);
+  let red: NodeRed;
+  let browser: Browser;
+  let page: Page;
+  let userDir: string;
+  /** Console errors and uncaught page errors, in order. */
+  const consoleErrors: string[] = [];
+  let categories: Record<string, string> = {};
+  let paletteLabels: Record<string, string> = {};
+
+  const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+  const errorsSince = (n: number) => consoleErrors.slice(n);
+
+  before(async function () {
+    this.timeout(600_000);
+    const exe = chromiumPath();
+    userDir = await installPackage();
+    fs.mkdirSync(SHOTS, { recursive: true });
+    // Example 1 watches this folder; its comment asks the user to create it before deploying.
+    fs.mkdirSync(path.join(userDir, 'deeplab-inbox'), { recursive: true });
+    red = new NodeRed(userDir, await freePort());
+    await red.start();
+    await red.deploy([]);
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: exe, headless: true, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+    await page.goto(red.url);
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type]', { timeout: 60_000 });
+    // What the editor registered for each declared type: its category and the label it shows.
+    const registered = await page.evaluate((types) => {
+      const RED = (window as unknown as {
+        RED: { nodes: { getType(t: string): { category: string } | undefined }; utils: { getPaletteLabel(t: string, d: unknown): string } };
+      }).RED;
+      return types.map((t) => {
+        const def = RED.nodes.getType(t);
+        return [t, def?.category ?? '(not registered)', def ? RED.utils.getPaletteLabel(t, def) : t];
+      });
+    }, declaredTypes());
+    categories = Object.fromEntries(registered.map(([t, c]) => [t, c]));
+    paletteLabels = Object.fromEntries(registered.map(([t, , l]) => [t, l]));
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await browser?.close();
+    if (red) assert.equal(await red.stop(), 0);
+  });
+
+  // (a type the editor did not register fails the first test; the others go on without it)
+  const paletteTypes = () => Object.keys(categories).filter((t) => categories[t] !== 'config' && categories[t] !== '(not registered)');
+  const configTypes = () => Object.keys(categories).filter((t) => categories[t] === 'config');
+
+  it('the palette lists every node of the package under "DeepLab"', async () => {
+    const unregistered = Object.keys(categories).filter((t) => categories[t] === '(not registered)');
+    assert.deepEqual(unregistered, [], `node types missing from the editor: ${unregistered.join(', ')}`);
+    for (const t of paletteTypes()) assert.equal(categories[t], 'DeepLab', `${t} is in category ${categories[t]}`);
+    const listed = await page.$$eval('#red-ui-palette-container-DeepLab .red-ui-palette-node', (els) => els.map((e) => e.getAttribute('data-palette-type')));
+    assert.deepEqual([...listed].sort(), [...paletteTypes()].sort());
+    await page.locator('#red-ui-palette-container-DeepLab').scrollIntoViewIfNeeded();
+    await shot('01-palette');
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  it("each node's edit dialog opens and closes without console errors, every field showing a value", async () => {
+    const problems: string[] = [];
+    let y = 80;
+    for (const type of paletteTypes()) {
+      const before = consoleErrors.length;
+      const existing = new Set(await page.$$eval('#red-ui-workspace-chart g.red-ui-flow-node', (els) => els.map((e) => e.id)));
+      await page.dragAndDrop(`.red-ui-palette-node[data-palette-type="${type}"]`, '#red-ui-workspace-chart', { targetPosition: { x: 250, y } });
+      y += 60;
+      const id = await waitFor(`${type} on the workspace`, async () => {
+        const ids = await page.$$eval('#red-ui-workspace-chart g.red-ui-flow-node', (els) => els.map((e) => e.id));
+        return ids.find((i) => !existing.has(i));
+      }, 10_000, 100);
+      await page.dblclick(`[id="${id}"] rect.red-ui-flow-node`);
+      await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
+      await sleep(300);
+      problems.push(...(await emptyFields(page, '.red-ui-tray', type)));
+      await shot(`02-dialog-${type}`);
+      // A node with a config field: open the config node's own dialog from the pencil button, add one.
+      // (the pencil is disabled while "Add new..." is selected: then the + button adds one)
+      const configButton = page.locator('.red-ui-tray [id^="node-input-btn-"][id$="-add"]');
+      if ((await configButton.count()) > 0) {
+        await configButton.first().click();
+        await page.waitForSelector('#node-config-dialog-ok', { state: 'visible' });
+        await sleep(300);
+        problems.push(...(await emptyFields(page, '.red-ui-tray:last-of-type', `${type} > config`)));
+        await shot(`02-dialog-${type}-config`);
+        await page.click('#node-config-dialog-ok');
+        await page.waitForSelector('#node-config-dialog-ok', { state: 'detached' });
+      }
+      await page.click('#node-dialog-ok');
+      await page.waitForSelector('#node-dialog-ok', { state: 'detached' });
+      const errs = errorsSince(before);
+      if (errs.length) problems.push(`${type}: console errors while editing: ${errs.join(' | ')}`);
+    }
+    // Deploy the nodes exactly as the editor saved them: the runtime must accept every one.
+    const logFrom = red.log.length;
+    await deploy(page, red);
+    await sleep(1500);
+    await shot('03-nodes-deployed');
+    problems.push(...red.errors(logFrom).map((l) => `runtime, after a deploy from the editor: ${l}`));
+    assert.deepEqual(problems, []);
+  });
+
+  it("every node's help shows in the help sidebar", async () => {
+    await page.click('#red-ui-tab-help-link-button');
+    const help = page.locator('#red-ui-sidebar-content');
+    const label = (text: string) => help.locator('.red-ui-treeList-label-text').getByText(text, { exact: true });
+    await label(PKG_NAME).click();
+    const missing: string[] = [];
+    for (const type of [...paletteTypes(), ...configTypes()]) {
+      const before = consoleErrors.length;
+      await help.locator('.red-ui-node-list-item .red-ui-node-label').getByText(paletteLabels[type], { exact: true }).click();
+      // The help panel: the longest .red-ui-help block (they nest), titled with the node's label.
+      const helpText = () => page.$$eval('#red-ui-sidebar-content .red-ui-help', (els) => els.map((e) => (e as HTMLElement).innerText).sort((a, b) => b.length - a.length)[0] ?? '');
+      const text = await waitFor(`help of ${type}`, async () => {
+        const t = await helpText();
+        return t.startsWith(paletteLabels[type]) && t.includes('Properties') ? t : undefined;
+      }, 5000, 100).catch(async () => helpText());
+      if (!text.includes('Properties') || text.length < 300) missing.push(`${type}: ${JSON.stringify(text.slice(0, 80))} (${text.length} characters)`);
+      await shot(`04-help-${type}`);
+      assert.deepEqual(errorsSince(before), []);
+    }
+    assert.deepEqual(missing, [], 'help panels missing or without a Properties section');
+  });
+
+  it('every example imports from Import > Examples and deploys', async () => {
+    // Start from an empty workspace, as a user who only imports examples would.
+    await red.deploy([]);
+    await page.reload();
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type]', { timeout: 60_000 });
+    const failures: string[] = [];
+    for (const file of exampleFiles()) {
+      const name = path.basename(file, '.json');
+      const flow = readFlow(file);
+      const tab = flow.find((n) => n.type === 'tab');
+      const before = consoleErrors.length;
+      await page.click('#red-ui-header-button-sidemenu');
+      await page.click('#menu-item-import');
+      const dialog = page.locator('.ui-dialog:visible');
+      await dialog.getByRole('link', { name: 'Examples' }).click();
+      const examples = dialog.locator('#red-ui-clipboard-dialog-import-tab-examples');
+      await examples.locator('.red-ui-treeList-label-text').getByText(PKG_NAME, { exact: true }).click();
+      await examples.locator('.red-ui-treeList-label-text').getByText(name, { exact: true }).click();
+      await sleep(300);
+      await shot(`05-import-${name}`);
+      await page.click('#red-ui-clipboard-dialog-ok');
+      await sleep(500);
+      // Imported nodes stay attached to the pointer until a click places them.
+      await page.mouse.click(400, 300);
+      if (tab) await page.locator('#red-ui-workspace-tabs .red-ui-tab-label').getByText(String(tab.label), { exact: true }).click();
+      const logFrom = red.log.length;
+      await deploy(page, red);
+      const deployed = await red.flows();
+      if (tab && !deployed.some((n) => n.type === 'tab' && n.label === tab.label)) failures.push(`${name}: its tab "${tab.label}" was not deployed`);
+      const count = (t: string) => flow.filter((n) => n.type === t).length;
+      for (const t of new Set(flow.map((n) => n.type))) {
+        if (deployed.filter((n) => n.type === t).length < count(t)) failures.push(`${name}: ${t} nodes missing after deploy`);
+      }
+      await sleep(1000);
+      await shot(`05-deployed-${name}`);
+      const errs = [...errorsSince(before), ...red.errors(logFrom)];
+      if (errs.length) failures.push(`${name}: ${errs.join(' | ')}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+});
+
+/** Fields of an edit dialog that show nothing: a select whose value matches none of its options. */
+async function emptyFields(page: Page, scope: string, what: string): Promise<string[]> {
+  const empty = await page.$$eval(`${scope} select`, (sels) =>
+    (sels as HTMLSelectElement[]).filter((s) => s.offsetParent !== null && s.options.length > 0 && s.selectedIndex < 0).map((s) => s.id));
+  return empty.map((id) => `${what}: ${id} shows no value`);
+}
+
+/** Presses Deploy (confirming the dialog an unused config node brings) and waits for the runtime to restart its flows. */
+async function deploy(page: Page, red: NodeRed): Promise<void> {
+  const started = red.startedCount();
+  await page.waitForSelector('#red-ui-header-button-deploy:not(.disabled)', { timeout: 10_000 });
+  await page.click('#red-ui-header-button-deploy');
+  const confirm = page.locator('.ui-dialog:visible button').getByText('Confirm deploy');
+  const done = waitFor('the runtime to start the deployed flows', () => red.startedCount() > started, 60_000, 50);
+  await Promise.race([done, confirm.waitFor({ timeout: 60_000 }).then(() => confirm.click())]);
+  await done;
+}
