@@ -7,6 +7,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
+import { decodeLabelImage } from '../../lib/data/labels';
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, PKG_NAME, readFlow, ROOT, waitFor } from './harness';
 
@@ -115,6 +116,33 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
       return /q 0/.test(s) && m ? Number(m[1]) : undefined;
     }, 60_000);
     assert.ok(shown >= 1 && shown <= 8, `frames shown: ${shown}`);
+  });
+
+  it('example 3: the dataset evaluated with and without the dense CRF, reports written', async () => {
+    const out = path.join(userDir, 'deeplab-reports');
+    fs.rmSync(out, { recursive: true, force: true });
+    await red.deploy(example('03'));
+    await red.inject('ex3-start');
+    const files = ['samples-no-crf.json', 'samples-crf.json', 'samples-no-crf-heatmap.png', 'samples-crf-heatmap.png'];
+    await waitFor('both reports', () => files.every((f) => fs.existsSync(path.join(out, f))) && /with CRF/.test(red.lastStatus('ex3-compare')?.text ?? ''), 150_000, 500);
+    // Ground truth counted independently from the mask files: every class's pixels, void skipped.
+    const gt = new Array<number>(21).fill(0);
+    for (const s of SAMPLES) {
+      const mask = await decodeLabelImage(fs.readFileSync(path.join(ROOT, 'examples', 'masks', `${s}.png`)));
+      for (const v of mask.data) if (v !== 255) gt[v]++;
+    }
+    type Report = { images: number; pixels: number; meanIoU: number; pixelAccuracy: number; perClass: { id: number; gtPixels: number; predPixels: number }[]; confusion: number[][] };
+    for (const f of ['samples-no-crf.json', 'samples-crf.json']) {
+      const r = JSON.parse(fs.readFileSync(path.join(out, f), 'utf8')) as Report;
+      assert.equal(r.images, 4, f);
+      assert.deepEqual(r.perClass.map((c) => c.gtPixels), gt, `${f}: ground-truth pixels per class`);
+      assert.equal(r.pixels, gt.reduce((a, b) => a + b, 0), f);
+      assert.equal(r.confusion.flat().reduce((a, b) => a + b, 0), r.pixels, `${f}: the confusion matrix counts every pixel once`);
+      assert.ok(r.meanIoU >= 0 && r.meanIoU <= 1 && r.pixelAccuracy >= 0 && r.pixelAccuracy <= 1, f);
+    }
+    const comparison = red.debug.filter((d) => d.name === 'comparison').pop();
+    assert.ok(comparison, 'the comparison reached the debug sidebar');
+    assert.match(comparison.msg, /"images":4/);
   });
 
   it('example 5: multi-scale inference fused by max (v2) and by mean of probabilities with flips (v3)', async () => {
