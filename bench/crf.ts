@@ -73,7 +73,7 @@ function measure(map: ScoreMap, image: RawImage, params: CrfParams, threads: num
 }
 
 function report(label: string, row: Row, refMs: number): void {
-  console.log(`  ${label}: ${row.total.toFixed(0)} ms/image (lattice ${row.lattice.toFixed(0)} ms), ` +
+  console.log(`  ${label}: ${row.total.toFixed(0)} ms/image (lattice ${row.lattice.toFixed(0)} ms; ${(row.total * row.cores).toFixed(0)} CPU-ms), ` +
     `${row.mpci.toFixed(1)} Mpixel-class-iter/s, ${row.cores.toFixed(2)} cores busy, lattice points ${row.points.join(' + ')}, ` +
     `${(row.total / refMs).toFixed(2)}x the C++ time (${(refMs / row.total).toFixed(2)}x as fast)`);
 }

@@ -11,6 +11,8 @@ import {
   smoothnessFeatures, unaryPrior, updateQ,
 } from './mean-field';
 import { runParallel } from './parallel';
+import { simdSupported } from './simd';
+import { SimdPart, planSimd, readQ } from './simd-mean-field';
 import { CrfParams, validateCrfParams } from './params';
 
 export interface CrfOptions {
@@ -23,6 +25,11 @@ export interface CrfOptions {
   filter?: 'lattice' | 'exact';
   /** Floor on input probabilities before -log (default 1e-5); unused for logits. */
   probFloor?: number;
+  /**
+   * Run the iterations on the WebAssembly SIMD kernels (default: where supported, unless
+   * DEEPLAB_CRF_SIMD=0); false runs the JavaScript kernels.
+   */
+  simd?: boolean;
   /** How error messages name the map and the image (default msg.payload, msg.image). */
   mapName?: string;
   imageName?: string;
@@ -66,6 +73,13 @@ export function checkCrfInputs(map: unknown, image: unknown, mapWhat = 'msg.payl
   return { map: m, image: img };
 }
 
+/** Whether a run uses the SIMD kernels. */
+export function useSimd(opts: CrfOptions): boolean {
+  if (opts.filter === 'exact') return false;
+  const want = opts.simd ?? process.env.DEEPLAB_CRF_SIMD !== '0';
+  return want && simdSupported();
+}
+
 export function defaultThreads(): number {
   const env = Number(process.env.DEEPLAB_CRF_THREADS);
   if (Number.isInteger(env) && env > 0) return Math.min(env, 2);
@@ -103,7 +117,16 @@ export function denseCrfSingle(map: ScoreMap, image: RawImage, params: CrfParams
   unaryPrior(map, opts.probFloor ?? DEFAULT_PROB_FLOOR, prior);
   const Q = new Float32Array(n * C);
   initialQ(prior, C, Q, 0, n);
-  if (params.iterations > 0 && kernels.length > 0) {
+  let out: Float32Array = Q;
+  if (params.iterations > 0 && kernels.length > 0 && useSimd(opts)) {
+    const { arena, plan } = planSimd(n, C, [{ c0: 0, ct: C }], kernels, prior, Q);
+    const part = new SimdPart(plan, arena.memory, 0);
+    for (let it = 0; it < params.iterations; it++) {
+      part.pairwise();
+      part.update(0, n);
+    }
+    out = readQ(arena, plan);
+  } else if (params.iterations > 0 && kernels.length > 0) {
     const msg = new Float32Array(n * C);
     const scratch = kernels.map((k) => kernelScratch(k, C));
     for (let it = 0; it < params.iterations; it++) {
@@ -113,7 +136,7 @@ export function denseCrfSingle(map: ScoreMap, image: RawImage, params: CrfParams
   }
   const t2 = performance.now();
   return {
-    probs: { width: W, height: H, classes: C, data: Q, kind: 'probs', stride: 1 },
+    probs: { width: W, height: H, classes: C, data: out, kind: 'probs', stride: 1 },
     timing: { latticeMs: t1 - t0, inferenceMs: t2 - t1, totalMs: t2 - t0, threads: 1, latticePoints: points(kernels, params) },
   };
 }
@@ -129,7 +152,7 @@ export function denseCrf(map: ScoreMap, image: RawImage, params: CrfParams, opts
   const worthSplitting = threads > 1 && map.classes > 1 && opts.filter !== 'exact' && params.iterations > 0 &&
     (params.w1 > 0 || params.w2 > 0) && map.width * map.height >= 4096;
   if (worthSplitting) {
-    const r = runParallel(map, image, params, opts.probFloor ?? DEFAULT_PROB_FLOOR);
+    const r = runParallel(map, image, params, opts.probFloor ?? DEFAULT_PROB_FLOOR, useSimd(opts));
     if (r) return r;
   }
   return denseCrfSingle(map, image, params, opts);

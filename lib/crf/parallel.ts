@@ -22,6 +22,8 @@ import {
   unaryPrior, updateQ,
 } from './mean-field';
 import { CrfParams } from './params';
+import { Arena } from './simd';
+import { SimdPart, SimdPlan, planSimd, readQ } from './simd-mean-field';
 import type { CrfResult } from './dense-crf';
 
 // Control words (Int32Array on a SharedArrayBuffer).
@@ -45,8 +47,11 @@ export interface HelperJob {
   image: Uint8Array;
   prior: Float32Array;
   Q: Float32Array;
+  /** Message buffers of the JavaScript kernels (empty with SIMD). */
   msgs: Float32Array[];
   cts: number[];
+  /** Iterate on the SIMD kernels (in a WebAssembly memory the caller sets up after phase A). */
+  simd: boolean;
   /** Stall limit (ms) without a sign of life from the other thread. */
   stallMs: number;
 }
@@ -54,6 +59,7 @@ export interface HelperJob {
 interface Exchange {
   id: number;
   kernel?: CrfKernel | null;
+  simd?: { memory: WebAssembly.Memory; plan: SimdPlan };
   error?: string;
 }
 
@@ -139,7 +145,11 @@ function ownKernel(job: HelperJob, which: 'appearance' | 'smoothness', image: Ra
  * The loop both threads run (me = 0: caller, 1: helper). Returns the ms spent before the
  * first barrier (lattices and unary) and the lattice sizes.
  */
-function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: number): { latticeMs: number; points: [number, number] } {
+function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: number): {
+  latticeMs: number;
+  points: [number, number];
+  simd?: { arena: Arena; plan: SimdPlan };
+} {
   const t0 = performance.now();
   const { ctl, width: W, height: H, classes: C, params, prior, Q, msgs, cts } = job;
   const n = W * H;
@@ -166,23 +176,41 @@ function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: num
   if (theirs) byName[theirs] = other;
   const kernels = want.map((w) => byName[w]!);
 
-  const c0 = me === 0 ? 0 : cts[0];
-  const ct = cts[me];
-  const scratch = kernels.map((k) => kernelScratch(k, ct));
   const half = Math.floor(n / 2);
   const p0 = me === 0 ? 0 : half;
   const p1 = me === 0 ? half : n;
-  for (let it = 0; it < params.iterations; it++) {
-    pairwiseMessage(kernels, scratch, Q, C, c0, ct, msgs[me]);
+  let simd: { arena: Arena; plan: SimdPlan } | undefined;
+  if (job.simd) {
+    // The caller lays out the WebAssembly memory (lattices copied in) and hands it over.
+    if (me === 0) {
+      simd = planSimd(n, C, splitClasses(C, 2), kernels, prior, Q);
+      port.postMessage({ id: job.id, simd: { memory: simd.arena.memory, plan: simd.plan } } satisfies Exchange);
+    }
     barrier.arrive();
-    updateQ(prior, C, msgs, cts, Q, p0, p1);
-    barrier.arrive();
+    const got = me === 0 ? { memory: simd!.arena.memory, plan: simd!.plan } : receive(port, job.id, ctl).simd!;
+    const part = new SimdPart(got.plan, got.memory, me);
+    for (let it = 0; it < params.iterations; it++) {
+      part.pairwise();
+      barrier.arrive();
+      part.update(p0, p1);
+      barrier.arrive();
+    }
+  } else {
+    const c0 = me === 0 ? 0 : cts[0];
+    const ct = cts[me];
+    const scratch = kernels.map((k) => kernelScratch(k, ct));
+    for (let it = 0; it < params.iterations; it++) {
+      pairwiseMessage(kernels, scratch, Q, C, c0, ct, msgs[me]);
+      barrier.arrive();
+      updateQ(prior, C, msgs, cts, Q, p0, p1);
+      barrier.arrive();
+    }
   }
   const size = (name: string) => {
     const k = byName[name];
     return k && k.kind === 'lattice' ? k.g.m : 0;
   };
-  return { latticeMs: tA - t0, points: [size('appearance'), size('smoothness')] };
+  return { latticeMs: tA - t0, points: [size('appearance'), size('smoothness')], simd };
 }
 
 /** Helper side: runs one job; errors go back through the exchange port and abort the caller. */
@@ -241,7 +269,7 @@ export async function closeCrfHelper(): Promise<void> {
  * Mean field on this thread and the helper. Returns null when the helper is unavailable or was
  * lost (the caller then runs on one thread); rethrows real errors.
  */
-export function runParallel(map: ScoreMap, image: RawImage, params: CrfParams, floor: number): CrfResult | null {
+export function runParallel(map: ScoreMap, image: RawImage, params: CrfParams, floor: number, simd: boolean): CrfResult | null {
   const h = getHelper();
   if (!h) return null;
   const t0 = performance.now();
@@ -266,8 +294,9 @@ export function runParallel(map: ScoreMap, image: RawImage, params: CrfParams, f
     image: img,
     prior,
     Q: f32(n * C),
-    msgs: cts.map((ct) => f32(n * ct)),
+    msgs: simd ? [] : cts.map((ct) => f32(n * ct)),
     cts,
+    simd,
     // Generous: a live helper arrives within one phase; sizes scale the slowest phase.
     stallMs: 60_000 + n * C * 0.02,
   };
@@ -286,7 +315,8 @@ export function runParallel(map: ScoreMap, image: RawImage, params: CrfParams, f
     abort(job.ctl);
     throw err;
   }
-  const probs = new Float32Array(job.Q); // out of shared memory: an ordinary, transferable buffer
+  // Out of shared memory: an ordinary, transferable buffer.
+  const probs = side.simd ? readQ(side.simd.arena, side.simd.plan) : new Float32Array(job.Q);
   const t1 = performance.now();
   const latticeMs = side.latticeMs;
   return {

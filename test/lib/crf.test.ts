@@ -110,6 +110,18 @@ describe('lib/crf: dense CRF mean-field inference', () => {
       }
     });
 
+    it('the WebAssembly SIMD kernels give the JavaScript kernels\' result (one and two threads)', () => {
+      for (const params of [SMALL, CRF_PRESETS['deeplab-v2'], { ...SMALL, w2: 0 }]) {
+        const js = denseCrf(bigMap, big.image, params, { threads: 1, simd: false });
+        for (const threads of [1, 2]) {
+          const wasm = denseCrf(bigMap, big.image, params, { threads, simd: true });
+          assert.equal(wasm.timing.threads, threads);
+          // float32 accumulation order and the f32x4 exp differ in the last bits
+          assert.ok(maxDiff(js.probs.data, wasm.probs.data) < 1e-5, `${threads} threads`);
+        }
+      }
+    });
+
     it('leaves its input untouched', () => {
       const copy = Float32Array.from(bigMap.data);
       const img = Uint8Array.from(big.image.data);

@@ -1,0 +1,173 @@
+/**
+ * Mean field on the SIMD kernels (simd.ts): lays the lattices, the prior, Q and the messages
+ * out in one WebAssembly memory, runs the iterations for one part of the classes, and reads the
+ * result back. The plan is plain numbers, so a helper thread given the (shared) memory and the
+ * plan runs the other part on the same data.
+ */
+import { LatticeGeometry } from './lattice';
+import { CrfKernel } from './mean-field';
+import { Arena, SimdExports, SimdShape, simdInstance } from './simd';
+
+export interface SimdKernelPlan {
+  d1: number;
+  m: number;
+  weight: number;
+  offsets: number;
+  weights: number;
+  chains: number;
+  chainStart: number[];
+  pairs: number; // 0 when blurred along chains
+  /** Per part: value rows ((m + 1) x nv vectors), and the second buffer when blurred by pairs. */
+  values: number[];
+  spare: number[];
+}
+
+export interface SimdPlan {
+  n: number;
+  C: number;
+  parts: { c0: number; ct: number; nv: number }[];
+  /** Floats per pixel row of Q and the prior (all parts, padded). */
+  rowFloats: number;
+  prior: number;
+  Q: number;
+  msgs: number[];
+  kernels: SimdKernelPlan[];
+  shape: SimdShape;
+}
+
+/** Lays everything out; copies the lattices in and writes the padded prior and Q0. */
+export function planSimd(n: number, C: number, parts: { c0: number; ct: number }[], kernels: CrfKernel[], prior: Float32Array,
+  Q0: Float32Array): { arena: Arena; plan: SimdPlan } {
+  const geos = kernels.map((k) => {
+    if (k.kind !== 'lattice') throw new Error('SIMD mean field needs lattice kernels');
+    return k.g;
+  });
+  const ps = parts.map((p) => ({ ...p, nv: Math.ceil(p.ct / 4) }));
+  const rowFloats = ps.reduce((a, p) => a + 4 * p.nv, 0);
+  const sizes: number[] = [n * rowFloats * 4, n * rowFloats * 4, ...ps.map((p) => n * p.nv * 16)];
+  for (const g of geos) {
+    sizes.push(n * (g.d + 1) * 4, n * (g.d + 1) * 4, g.chains.length * 4, g.pairs ? g.pairs.length * 4 : 0);
+    for (const p of ps) sizes.push((g.m + 1) * p.nv * 16, g.pairs ? (g.m + 1) * p.nv * 16 : 0);
+  }
+  const arena = new Arena(Arena.size(sizes));
+  const plan: SimdPlan = {
+    n,
+    C,
+    parts: ps,
+    rowFloats,
+    prior: arena.alloc(n * rowFloats * 4),
+    Q: arena.alloc(n * rowFloats * 4),
+    msgs: ps.map((p) => arena.alloc(n * p.nv * 16)),
+    kernels: [],
+    shape: { d1s: geos.map((g) => g.d + 1), nvs: ps.map((p) => p.nv) },
+  };
+  kernels.forEach((k, i) => {
+    const g: LatticeGeometry = geos[i];
+    const d1 = g.d + 1;
+    const kp: SimdKernelPlan = {
+      d1,
+      m: g.m,
+      weight: k.weight,
+      offsets: arena.alloc(n * d1 * 4),
+      weights: arena.alloc(n * d1 * 4),
+      chains: arena.alloc(g.chains.length * 4),
+      chainStart: [...g.chainStart],
+      pairs: g.pairs ? arena.alloc(g.pairs.length * 4) : 0,
+      values: ps.map((p) => arena.alloc((g.m + 1) * p.nv * 16)),
+      spare: ps.map((p) => (g.pairs ? arena.alloc((g.m + 1) * p.nv * 16) : 0)),
+    };
+    arena.i32(kp.offsets, n * d1).set(g.offsets);
+    arena.f32(kp.weights, n * d1).set(g.weights);
+    arena.i32(kp.chains, g.chains.length).set(g.chains);
+    if (g.pairs) arena.i32(kp.pairs, g.pairs.length).set(g.pairs);
+    plan.kernels.push(kp);
+  });
+  // Padded rows: part t's classes at 4 * (nv_0 + .. + nv_{t-1}); padding lanes stay 0.
+  const pr = arena.f32(plan.prior, n * rowFloats);
+  const q = arena.f32(plan.Q, n * rowFloats);
+  let base = 0;
+  for (const p of ps) {
+    for (let px = 0; px < n; px++) {
+      const s = px * C + p.c0;
+      const o = px * rowFloats + base;
+      for (let c = 0; c < p.ct; c++) {
+        pr[o + c] = prior[s + c];
+        q[o + c] = Q0[s + c];
+      }
+    }
+    base += 4 * p.nv;
+  }
+  return { arena, plan };
+}
+
+/** One thread's view of a plan: its SIMD instance and the memory views it fills. */
+export class SimdPart {
+  private readonly ex: SimdExports;
+  private readonly views: Float32Array[][];
+  private readonly spares: (Float32Array | null)[];
+  private readonly qOffset: number;
+
+  constructor(
+    readonly plan: SimdPlan,
+    memory: WebAssembly.Memory,
+    readonly part: number,
+  ) {
+    this.ex = simdInstance(plan.shape, memory);
+    const nv = plan.parts[part].nv;
+    this.views = plan.kernels.map((k) => [new Float32Array(memory.buffer, k.values[part], (k.m + 1) * nv * 4)]);
+    this.spares = plan.kernels.map((k) => (k.pairs ? new Float32Array(memory.buffer, k.spare[part], nv * 4) : null));
+    let off = 0;
+    for (let t = 0; t < part; t++) off += plan.parts[t].nv * 16;
+    this.qOffset = off;
+  }
+
+  /** msg_part = sum_k w_k K~_k Q for this part's classes. */
+  pairwise(): void {
+    const { plan, part, ex } = this;
+    const { n } = plan;
+    const nv = plan.parts[part].nv;
+    const stride = nv * 16;
+    plan.kernels.forEach((k, i) => {
+      this.views[i][0].fill(0);
+      let src = k.values[part];
+      ex.splat(k.d1, nv)(n, k.offsets, k.weights, plan.Q + this.qOffset, plan.rowFloats * 4, src, stride);
+      if (k.pairs) {
+        this.spares[i]!.fill(0); // its row 0: the zero row of absent neighbours
+        let dst = k.spare[part];
+        const blur = ex.blurPairs(nv);
+        for (let j = 0; j < k.d1; j++) {
+          blur(k.pairs, j * k.m * 2, k.m, src, dst, stride);
+          const t = src;
+          src = dst;
+          dst = t;
+        }
+      } else {
+        const blur = ex.blurChains(nv);
+        for (let j = 0; j < k.d1; j++) blur(k.chains, k.chainStart[j], k.chainStart[j + 1], src, stride);
+      }
+      ex.slice(k.d1, nv, i > 0)(n, k.offsets, k.weights, src, stride, plan.msgs[part], stride, k.weight);
+    });
+  }
+
+  update(p0: number, p1: number): void {
+    const { plan } = this;
+    this.ex.update(plan.prior, plan.Q, plan.msgs[0], plan.msgs[1] ?? 0, p0, p1);
+  }
+}
+
+/** Q out of the arena into an ordinary HWC Float32Array (n x C). */
+export function readQ(arena: Arena, plan: SimdPlan): Float32Array {
+  const { n, C, rowFloats } = plan;
+  const q = arena.f32(plan.Q, n * rowFloats);
+  const out = new Float32Array(n * C);
+  let base = 0;
+  for (const p of plan.parts) {
+    for (let px = 0; px < n; px++) {
+      const s = px * rowFloats + base;
+      const o = px * C + p.c0;
+      for (let c = 0; c < p.ct; c++) out[o + c] = q[s + c];
+    }
+    base += 4 * p.nv;
+  }
+  return out;
+}
