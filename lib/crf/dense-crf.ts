@@ -118,14 +118,21 @@ export function denseCrfSingle(map: ScoreMap, image: RawImage, params: CrfParams
   const Q = new Float32Array(n * C);
   initialQ(prior, C, Q, 0, n);
   let out: Float32Array = Q;
+  let simd: ReturnType<typeof planSimd> | undefined;
   if (params.iterations > 0 && kernels.length > 0 && useSimd(opts)) {
-    const { arena, plan } = planSimd(n, C, [{ c0: 0, ct: C }], kernels, prior, Q);
-    const part = new SimdPart(plan, arena.memory, 0);
+    try {
+      simd = planSimd(n, C, [{ c0: 0, ct: C }], kernels, prior, Q);
+    } catch {
+      simd = undefined; // over WebAssembly's 4 GiB: the JavaScript kernels use ordinary memory
+    }
+  }
+  if (simd) {
+    const part = new SimdPart(simd.plan, simd.arena.memory, 0);
     for (let it = 0; it < params.iterations; it++) {
       part.pairwise();
       part.update(0, n);
     }
-    out = readQ(arena, plan);
+    out = readQ(simd.arena, simd.plan);
   } else if (params.iterations > 0 && kernels.length > 0) {
     const msg = new Float32Array(n * C);
     const scratch = kernels.map((k) => kernelScratch(k, C));

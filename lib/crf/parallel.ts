@@ -60,6 +60,8 @@ interface Exchange {
   id: number;
   kernel?: CrfKernel | null;
   simd?: { memory: WebAssembly.Memory; plan: SimdPlan };
+  /** Message buffers when the caller fell back to the JavaScript kernels. */
+  msgs?: Float32Array[];
   error?: string;
 }
 
@@ -145,13 +147,20 @@ function ownKernel(job: HelperJob, which: 'appearance' | 'smoothness', image: Ra
  * The loop both threads run (me = 0: caller, 1: helper). Returns the ms spent before the
  * first barrier (lattices and unary) and the lattice sizes.
  */
+/** A SIMD run's memory and layout (the arena only on the thread that made it). */
+interface SimdRun {
+  memory: WebAssembly.Memory;
+  plan: SimdPlan;
+  arena?: Arena;
+}
+
 function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: number): {
   latticeMs: number;
   points: [number, number];
-  simd?: { arena: Arena; plan: SimdPlan };
+  simd?: SimdRun;
 } {
   const t0 = performance.now();
-  const { ctl, width: W, height: H, classes: C, params, prior, Q, msgs, cts } = job;
+  const { ctl, width: W, height: H, classes: C, params, prior, Q, cts } = job;
   const n = W * H;
   const barrier = new Barrier(ctl, me, job.stallMs, firstSignMs);
   const image: RawImage = { width: W, height: H, channels: 3, data: job.image };
@@ -179,16 +188,30 @@ function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: num
   const half = Math.floor(n / 2);
   const p0 = me === 0 ? 0 : half;
   const p1 = me === 0 ? half : n;
-  let simd: { arena: Arena; plan: SimdPlan } | undefined;
+  // The caller lays out the WebAssembly memory (lattices copied in) and hands it over; where
+  // that is impossible (over 4 GiB) both threads fall back to the JavaScript kernels.
+  let simd: SimdRun | undefined;
+  let msgs = job.msgs;
   if (job.simd) {
-    // The caller lays out the WebAssembly memory (lattices copied in) and hands it over.
     if (me === 0) {
-      simd = planSimd(n, C, splitClasses(C, 2), kernels, prior, Q);
-      port.postMessage({ id: job.id, simd: { memory: simd.arena.memory, plan: simd.plan } } satisfies Exchange);
+      try {
+        const { arena, plan } = planSimd(n, C, splitClasses(C, 2), kernels, prior, Q);
+        simd = { arena, plan, memory: arena.memory };
+        port.postMessage({ id: job.id, simd: { memory: arena.memory, plan } } satisfies Exchange);
+      } catch {
+        msgs = cts.map((ct) => new Float32Array(new SharedArrayBuffer(n * ct * 4)));
+        port.postMessage({ id: job.id, msgs } satisfies Exchange);
+      }
     }
     barrier.arrive();
-    const got = me === 0 ? { memory: simd!.arena.memory, plan: simd!.plan } : receive(port, job.id, ctl).simd!;
-    const part = new SimdPart(got.plan, got.memory, me);
+    if (me === 1) {
+      const ex = receive(port, job.id, ctl);
+      if (ex.msgs) msgs = ex.msgs;
+      else simd = ex.simd;
+    }
+  }
+  if (simd) {
+    const part = new SimdPart(simd.plan, simd.memory, me);
     for (let it = 0; it < params.iterations; it++) {
       part.pairwise();
       barrier.arrive();
@@ -210,7 +233,7 @@ function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: num
     const k = byName[name];
     return k && k.kind === 'lattice' ? k.g.m : 0;
   };
-  return { latticeMs: tA - t0, points: [size('appearance'), size('smoothness')], simd };
+  return { latticeMs: tA - t0, points: [size('appearance'), size('smoothness')], simd: me === 0 ? simd : undefined };
 }
 
 /** Helper side: runs one job; errors go back through the exchange port and abort the caller. */
@@ -316,7 +339,7 @@ export function runParallel(map: ScoreMap, image: RawImage, params: CrfParams, f
     throw err;
   }
   // Out of shared memory: an ordinary, transferable buffer.
-  const probs = side.simd ? readQ(side.simd.arena, side.simd.plan) : new Float32Array(job.Q);
+  const probs = side.simd?.arena ? readQ(side.simd.arena, side.simd.plan) : new Float32Array(job.Q);
   const t1 = performance.now();
   const latticeMs = side.latticeMs;
   return {

@@ -398,6 +398,14 @@ export function simdSupported(): boolean {
   return supported;
 }
 
+let arenaLimit = MAX_PAGES * 65536;
+/** Caps the bytes of one arena (tests use it to exercise the fallback); returns the previous cap. */
+export function setArenaLimit(bytes: number): number {
+  const prev = arenaLimit;
+  arenaLimit = Math.min(bytes, MAX_PAGES * 65536);
+  return prev;
+}
+
 /** Bump allocator over one WebAssembly.Memory; offsets are 16-byte aligned. */
 export class Arena {
   readonly memory: WebAssembly.Memory;
@@ -405,7 +413,7 @@ export class Arena {
 
   constructor(readonly bytes: number) {
     const pages = Math.ceil((bytes + 64) / 65536);
-    if (pages > MAX_PAGES) throw new Error(`the CRF needs ${(bytes / 2 ** 30).toFixed(1)} GiB of working memory, above WebAssembly's 4 GiB`);
+    if (pages * 65536 > arenaLimit) throw new Error(`the CRF needs ${(bytes / 2 ** 30).toFixed(2)} GiB of working memory, above the ${(arenaLimit / 2 ** 30).toFixed(2)} GiB one WebAssembly memory holds`);
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   }
 

@@ -4,6 +4,7 @@ import { CrfParams, CRF_PRESETS, applyCrfOverride, crfPreset } from '../../lib/c
 import { CrfTaskResult } from '../../lib/crf/crf-tasks';
 import { denseCrf } from '../../lib/crf/dense-crf';
 import { closeCrfHelper } from '../../lib/crf/parallel';
+import { setArenaLimit } from '../../lib/crf/simd';
 import { argmaxScoreMap, softmaxScoreMap } from '../../lib/ops/score-map';
 import { WorkerPool } from '../../lib/worker/pool';
 import { noisyLogits, pixelAccuracy, scene } from './crf-fixtures';
@@ -119,6 +120,19 @@ describe('lib/crf: dense CRF mean-field inference', () => {
           // float32 accumulation order and the f32x4 exp differ in the last bits
           assert.ok(maxDiff(js.probs.data, wasm.probs.data) < 1e-5, `${threads} threads`);
         }
+      }
+    });
+
+    it('falls back to the JavaScript kernels when the WebAssembly memory would be too large', () => {
+      const js = denseCrf(bigMap, big.image, SMALL, { threads: 1, simd: false });
+      const prev = setArenaLimit(1 << 20);
+      try {
+        for (const threads of [1, 2]) {
+          const r = denseCrf(bigMap, big.image, SMALL, { threads, simd: true });
+          assert.ok(maxDiff(js.probs.data, r.probs.data) < 1e-5, `${threads} threads`);
+        }
+      } finally {
+        setArenaLimit(prev);
       }
     });
 
