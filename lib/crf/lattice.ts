@@ -157,6 +157,81 @@ export type Alloc = (bytes: number) => ArrayBuffer | SharedArrayBuffer;
 export const ordinaryAlloc: Alloc = (bytes) => new ArrayBuffer(bytes);
 export const sharedAlloc: Alloc = (bytes) => new SharedArrayBuffer(bytes);
 
+type SimplexFn = (features: Float32Array, n: number, offsets: Int32Array, weights: Float32Array, table: KeyTable,
+  keyBatch: Int32Array, bary: Float64Array) => number;
+
+const simplexKernels = new Map<number, SimplexFn>();
+
+/**
+ * The per-point part of the construction, generated for d with every loop over coordinates
+ * unrolled into locals (about twice as fast as loops over small typed arrays here). For each
+ * point: elevate into the hyperplane sum(x) = 0 of R^(d+1), scaled so that the lattice's blur
+ * matches a unit Gaussian the way the reference implementation scales it; find the nearest
+ * remainder-0 lattice point (coordinates multiples of d+1) coordinate-wise; rank the residuals
+ * (0 = largest) and move the point back onto the plane; take the barycentric weights within
+ * the enclosing simplex; look its d+1 vertices up (inserting new ones). Neighbouring points
+ * often fall in the same simplex (flat regions, coarse kernels): their vertices are then the
+ * previous point's and need no lookups.
+ */
+function simplexKernel(d: number): SimplexFn {
+  let fn = simplexKernels.get(d);
+  if (fn) return fn;
+  if (!(Number.isInteger(d) && d >= 1 && d <= 32)) throw new Error(`lattice dimension ${d} outside 1..32`);
+  const d1 = d + 1;
+  const invStd = Math.sqrt(2 / 3) * d1;
+  const I = Array.from({ length: d1 }, (_, i) => i);
+  const L: string[] = [];
+  L.push('let sink = 0, prev = -1;');
+  L.push(`let ${I.map((i) => `pr${i} = 0, pk${i} = 0`).join(', ')};`);
+  L.push('for (let p = 0; p < n; p++) {');
+  L.push(`  const f = p * ${d};`);
+  L.push('  let sm = 0, cf = 0;');
+  for (let i = d; i > 0; i--) {
+    const scale = invStd / Math.sqrt(i * (i + 1)); // scale of feature i-1
+    L.push(`  cf = features[f + ${i - 1}] * ${scale}; const e${i} = sm - ${i} * cf; sm += cf;`);
+  }
+  L.push('  const e0 = sm;');
+  L.push('  let sum = 0;');
+  for (const i of I) {
+    L.push(`  let r${i}; { const v = e${i} / ${d1}; const up = Math.ceil(v) * ${d1}; const dn = Math.floor(v) * ${d1}; ` +
+      `r${i} = up - e${i} < e${i} - dn ? up : dn; sum += r${i}; }`);
+  }
+  L.push(`  sum /= ${d1};`);
+  L.push(`  let ${I.map((i) => `k${i} = 0`).join(', ')};`);
+  for (let i = 0; i < d; i++) {
+    L.push(`  { const di = e${i} - r${i};`);
+    for (let j = i + 1; j <= d; j++) L.push(`    if (di < e${j} - r${j}) k${i}++; else k${j}++;`);
+    L.push('  }');
+  }
+  L.push('  if (sum > 0) {');
+  for (const i of I) L.push(`    if (k${i} >= ${d1} - sum) { r${i} -= ${d1}; k${i} += sum - ${d1}; } else k${i} += sum;`);
+  L.push('  } else if (sum < 0) {');
+  for (const i of I) L.push(`    if (k${i} < -sum) { r${i} += ${d1}; k${i} += ${d1} + sum; } else k${i} += sum;`);
+  L.push('  }');
+  L.push(`  ${Array.from({ length: d + 2 }, (_, t) => `bary[${t}] = 0;`).join(' ')}`);
+  for (const i of I) L.push(`  { const v = (e${i} - r${i}) / ${d1}; bary[${d} - k${i}] += v; bary[${d1} - k${i}] -= v; }`);
+  L.push(`  bary[0] += 1 + bary[${d1}];`);
+  L.push(`  const o = p * ${d1};`);
+  L.push(`  ${I.map((k) => `weights[o + ${k}] = bary[${k}];`).join(' ')}`);
+  L.push(`  if (prev >= 0 && ${I.map((i) => `r${i} === pr${i} && k${i} === pk${i}`).join(' && ')}) {`);
+  L.push(`    const q = prev * ${d1}; ${I.map((k) => `offsets[o + ${k}] = offsets[q + ${k}];`).join(' ')}`);
+  L.push('    prev = p;');
+  L.push('    continue;');
+  L.push('  }');
+  L.push(`  prev = p; ${I.map((i) => `pr${i} = r${i}; pk${i} = k${i};`).join(' ')}`);
+  // Vertex k: coordinate i is r_i + k, less d+1 where the rank exceeds d - k.
+  for (const k of I) {
+    L.push(`  ${Array.from({ length: d }, (_, i) => `keyBatch[${k * d + i}] = r${i} + (k${i} > ${d - k} ? ${k - d1} : ${k});`).join(' ')}`);
+  }
+  L.push(`  sink |= table.touch(keyBatch, ${d1});`);
+  L.push(`  ${I.map((k) => `offsets[o + ${k}] = table.findOrInsert(keyBatch, ${k * d}) + 1;`).join(' ')}`);
+  L.push('}');
+  L.push('return sink;');
+  fn = new Function('features', 'n', 'offsets', 'weights', 'table', 'keyBatch', 'bary', L.join('\n')) as SimplexFn;
+  simplexKernels.set(d, fn);
+  return fn;
+}
+
 /**
  * Builds the lattice for n points with d features each (features[p * d + i], already divided
  * by the kernel's standard deviation).
@@ -167,101 +242,10 @@ export function buildLattice(features: Float32Array, n: number, d: number, alloc
   const offsets = new Int32Array(alloc(n * d1 * 4));
   const weights = new Float32Array(alloc(n * d1 * 4));
 
-  // Elevation into the hyperplane sum(x) = 0 of R^(d+1), scaled so that the lattice's blur
-  // matches a unit Gaussian the way the reference implementation scales it.
-  const invStd = Math.sqrt(2 / 3) * d1;
-  const scale = new Float64Array(d);
-  for (let i = 0; i < d; i++) scale[i] = invStd / Math.sqrt((i + 1) * (i + 2));
-  // Vertex k of the canonical simplex, coordinate i (indexed by rank).
-  const canonical = new Int32Array(d1 * d1);
-  for (let k = 0; k <= d; k++) for (let i = 0; i <= d; i++) canonical[k * d1 + i] = i <= d - k ? k : k - d1;
-
-  const elev = new Float64Array(d1);
-  const rem0 = new Int32Array(d1);
-  const rank = new Int32Array(d1);
   const bary = new Float64Array(d + 2);
   const keyBatch = new Int32Array(d * d1);
-  const prevRem0 = new Int32Array(d1);
-  const prevRank = new Int32Array(d1);
-  let sink = 0;
   const table = new KeyTable(d, n);
-
-  for (let p = 0; p < n; p++) {
-    const f = p * d;
-    let sm = 0;
-    for (let i = d; i > 0; i--) {
-      const cf = features[f + i - 1] * scale[i - 1];
-      elev[i] = sm - i * cf;
-      sm += cf;
-    }
-    elev[0] = sm;
-
-    // Nearest point of the remainder-0 sublattice (coordinates multiples of d+1), coordinate-wise.
-    let sum = 0;
-    for (let i = 0; i <= d; i++) {
-      const v = elev[i] / d1;
-      const up = Math.ceil(v) * d1;
-      const down = Math.floor(v) * d1;
-      rem0[i] = up - elev[i] < elev[i] - down ? up : down;
-      sum += rem0[i];
-    }
-    sum /= d1;
-
-    // Rank of each coordinate's residual (0 = largest), then fix the point back onto the plane.
-    rank.fill(0);
-    for (let i = 0; i < d; i++) {
-      const di = elev[i] - rem0[i];
-      for (let j = i + 1; j <= d; j++) {
-        if (di < elev[j] - rem0[j]) rank[i]++;
-        else rank[j]++;
-      }
-    }
-    if (sum > 0) {
-      for (let i = 0; i <= d; i++) {
-        if (rank[i] >= d1 - sum) {
-          rem0[i] -= d1;
-          rank[i] += sum - d1;
-        } else rank[i] += sum;
-      }
-    } else if (sum < 0) {
-      for (let i = 0; i <= d; i++) {
-        if (rank[i] < -sum) {
-          rem0[i] += d1;
-          rank[i] += d1 + sum;
-        } else rank[i] += sum;
-      }
-    }
-
-    // Barycentric coordinates within the simplex.
-    bary.fill(0);
-    for (let i = 0; i <= d; i++) {
-      const v = (elev[i] - rem0[i]) / d1;
-      bary[d - rank[i]] += v;
-      bary[d1 - rank[i]] -= v;
-    }
-    bary[0] += 1 + bary[d1];
-
-    for (let k = 0; k <= d; k++) weights[p * d1 + k] = bary[k];
-
-    // Neighbouring pixels often fall in the same simplex (flat regions, coarse kernels): then
-    // their vertices are the previous pixel's and need no lookups.
-    let same = p > 0;
-    for (let i = 0; i <= d && same; i++) same = rem0[i] === prevRem0[i] && rank[i] === prevRank[i];
-    if (same) {
-      for (let k = 0; k <= d; k++) offsets[p * d1 + k] = offsets[(p - 1) * d1 + k];
-      continue;
-    }
-    prevRem0.set(rem0);
-    prevRank.set(rank);
-    for (let k = 0; k <= d; k++) {
-      for (let i = 0; i < d; i++) keyBatch[k * d + i] = rem0[i] + canonical[k * d1 + rank[i]];
-    }
-    sink |= table.touch(keyBatch, d1);
-    for (let k = 0; k <= d; k++) {
-      offsets[p * d1 + k] = table.findOrInsert(keyBatch, k * d) + 1;
-    }
-  }
-  if (sink === -2) throw new Error('unreachable'); // keeps the touching loads alive
+  let sink = simplexKernel(d)(features, n, offsets, weights, table, keyBatch, bary);
 
   // Neighbours of every vertex along each lattice direction j: n1 = key - (1,..,1) with the j-th
   // coordinate moved +d instead (for j = d only the implied coordinate moves), n2 the mirror.

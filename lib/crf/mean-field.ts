@@ -27,7 +27,7 @@ export function unaryPrior(map: ScoreMap, floor: number, out: Float32Array): voi
     for (let p = 0; p < len; p += C) {
       let mx = -Infinity;
       for (let c = 0; c < C; c++) if (data[p + c] > mx) mx = data[p + c];
-      for (let c = 0; c < C; c++) out[p + c] = Math.exp(data[p + c] - mx);
+      for (let c = 0; c < C; c++) out[p + c] = expNonPositive(data[p + c] - mx);
     }
   } else {
     for (let i = 0; i < len; i++) {
