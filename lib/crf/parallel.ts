@@ -23,7 +23,7 @@ import {
 } from './mean-field';
 import { CrfParams } from './params';
 import { Arena } from './simd';
-import { SimdPart, SimdPlan, planSimd, readQ } from './simd-mean-field';
+import { SimdPart, SimdPlan, fillPart, planSimd, readQ } from './simd-mean-field';
 import type { CrfResult } from './dense-crf';
 
 // Control words (Int32Array on a SharedArrayBuffer).
@@ -195,7 +195,7 @@ function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: num
   if (job.simd) {
     if (me === 0) {
       try {
-        const { arena, plan } = planSimd(n, C, splitClasses(C, 2), kernels, prior, Q);
+        const { arena, plan } = planSimd(n, C, splitClasses(C, 2), kernels);
         simd = { arena, plan, memory: arena.memory };
         port.postMessage({ id: job.id, simd: { memory: arena.memory, plan } } satisfies Exchange);
       } catch {
@@ -211,7 +211,9 @@ function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: num
     }
   }
   if (simd) {
+    fillPart(simd.memory, simd.plan, me, prior, Q);
     const part = new SimdPart(simd.plan, simd.memory, me);
+    barrier.arrive(); // both parts' rows written before anyone splats
     for (let it = 0; it < params.iterations; it++) {
       part.pairwise();
       barrier.arrive();

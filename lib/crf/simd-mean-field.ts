@@ -35,9 +35,12 @@ export interface SimdPlan {
   shape: SimdShape;
 }
 
-/** Lays everything out; copies the lattices in and writes the padded prior and Q0. */
-export function planSimd(n: number, C: number, parts: { c0: number; ct: number }[], kernels: CrfKernel[], prior: Float32Array,
-  Q0: Float32Array): { arena: Arena; plan: SimdPlan } {
+/**
+ * Lays everything out and copies the lattices in. With prior and Q0 given, also writes every
+ * part's padded rows (else each thread writes its own part with fillPart).
+ */
+export function planSimd(n: number, C: number, parts: { c0: number; ct: number }[], kernels: CrfKernel[], prior?: Float32Array,
+  Q0?: Float32Array): { arena: Arena; plan: SimdPlan } {
   const geos = kernels.map((k) => {
     if (k.kind !== 'lattice') throw new Error('SIMD mean field needs lattice kernels');
     return k.g;
@@ -82,22 +85,26 @@ export function planSimd(n: number, C: number, parts: { c0: number; ct: number }
     if (g.pairs) arena.i32(kp.pairs, g.pairs.length).set(g.pairs);
     plan.kernels.push(kp);
   });
-  // Padded rows: part t's classes at 4 * (nv_0 + .. + nv_{t-1}); padding lanes stay 0.
-  const pr = arena.f32(plan.prior, n * rowFloats);
-  const q = arena.f32(plan.Q, n * rowFloats);
-  let base = 0;
-  for (const p of ps) {
-    for (let px = 0; px < n; px++) {
-      const s = px * C + p.c0;
-      const o = px * rowFloats + base;
-      for (let c = 0; c < p.ct; c++) {
-        pr[o + c] = prior[s + c];
-        q[o + c] = Q0[s + c];
-      }
-    }
-    base += 4 * p.nv;
-  }
+  if (prior && Q0) for (let t = 0; t < ps.length; t++) fillPart(arena.memory, plan, t, prior, Q0);
   return { arena, plan };
+}
+
+/** Writes part t's classes of the prior and Q0 (n x C) into the padded rows; padding lanes stay 0. */
+export function fillPart(memory: WebAssembly.Memory, plan: SimdPlan, t: number, prior: Float32Array, Q0: Float32Array): void {
+  const { n, C, rowFloats, parts } = plan;
+  const pr = new Float32Array(memory.buffer, plan.prior, n * rowFloats);
+  const q = new Float32Array(memory.buffer, plan.Q, n * rowFloats);
+  let base = 0;
+  for (let i = 0; i < t; i++) base += 4 * parts[i].nv;
+  const { c0, ct } = parts[t];
+  for (let px = 0; px < n; px++) {
+    const s = px * C + c0;
+    const o = px * rowFloats + base;
+    for (let c = 0; c < ct; c++) {
+      pr[o + c] = prior[s + c];
+      q[o + c] = Q0[s + c];
+    }
+  }
 }
 
 /** One thread's view of a plan: its SIMD instance and the memory views it fills. */
