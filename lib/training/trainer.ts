@@ -375,12 +375,15 @@ export class Trainer {
     const doEval = async () => {
       if (!this.valSource || lastEval === this.iteration) return;
       lastEval = this.iteration;
-      ev.onEval?.(await this.evaluate());
+      // (Evaluated first: an optional call would skip evaluating its argument.)
+      const e = await this.evaluate();
+      ev.onEval?.(e);
     };
     const doCheckpoint = async (reason: CheckpointInfo['reason']) => {
       if (!c.checkpointDir || lastCkpt === this.iteration) return;
       lastCkpt = this.iteration;
-      await ev.onCheckpoint?.(await this.checkpoint(reason));
+      const info = await this.checkpoint(reason);
+      await ev.onCheckpoint?.(info);
     };
     while (this.iteration < c.maxIter) {
       await control.waitWhilePaused?.();
