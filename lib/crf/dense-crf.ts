@@ -10,8 +10,8 @@ import {
   CrfKernel, DEFAULT_PROB_FLOOR, appearanceFeatures, exactKernel, initialQ, kernelScratch, latticeKernel, pairwiseMessage,
   smoothnessFeatures, unaryPrior, updateQ,
 } from './mean-field';
-import { runParallel } from './parallel';
-import { simdSupported } from './simd';
+import { closeCrfHelper, releaseSharedBuffers, runParallel } from './parallel';
+import { releaseArena, simdSupported } from './simd';
 import { SimdPart, planSimd, readQ } from './simd-mean-field';
 import { CrfParams, validateCrfParams } from './params';
 
@@ -158,11 +158,30 @@ export function denseCrf(map: ScoreMap, image: RawImage, params: CrfParams, opts
   const threads = opts.threads ?? defaultThreads();
   const worthSplitting = threads > 1 && map.classes > 1 && opts.filter !== 'exact' && params.iterations > 0 &&
     (params.w1 > 0 || params.w2 > 0) && map.width * map.height >= 4096;
-  if (worthSplitting) {
-    const r = runParallel(map, image, params, opts.probFloor ?? DEFAULT_PROB_FLOOR, useSimd(opts));
-    if (r) return r;
+  try {
+    if (worthSplitting) {
+      const r = runParallel(map, image, params, opts.probFloor ?? DEFAULT_PROB_FLOOR, useSimd(opts));
+      if (r) return r;
+    }
+    return denseCrfSingle(map, image, params, opts);
+  } finally {
+    releaseWhenIdle();
   }
-  return denseCrfSingle(map, image, params, opts);
+}
+
+/** Idle time after which the kept buffers, the WebAssembly memory and the helper thread go. */
+export const CRF_IDLE_RELEASE_MS = 30_000;
+let idleTimer: NodeJS.Timeout | undefined;
+
+function releaseWhenIdle(): void {
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    idleTimer = undefined;
+    releaseArena();
+    releaseSharedBuffers();
+    void closeCrfHelper();
+  }, CRF_IDLE_RELEASE_MS);
+  idleTimer.unref();
 }
 
 export { buildKernels as buildCrfKernels };

@@ -16,7 +16,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { MessageChannel, MessagePort, Worker, receiveMessageOnPort } from 'worker_threads';
 import { RawImage, ScoreMap } from '../contract';
-import { sharedAlloc } from './lattice';
 import {
   CrfKernel, appearanceFeatures, initialQ, kernelScratch, latticeKernel, pairwiseMessage, smoothnessFeatures, splitClasses,
   unaryPrior, updateQ,
@@ -44,7 +43,6 @@ export interface HelperJob {
   kind: ScoreMap['kind'];
   floor: number;
   params: CrfParams;
-  image: Uint8Array;
   prior: Float32Array;
   Q: Float32Array;
   /** Message buffers of the JavaScript kernels (empty with SIMD). */
@@ -60,8 +58,9 @@ interface Exchange {
   id: number;
   kernel?: CrfKernel | null;
   simd?: { memory: WebAssembly.Memory; plan: SimdPlan };
-  /** Message buffers when the caller fell back to the JavaScript kernels. */
+  /** Message buffers and both lattices when the caller fell back to the JavaScript kernels. */
   msgs?: Float32Array[];
+  kernels?: CrfKernel[];
   error?: string;
 }
 
@@ -136,17 +135,22 @@ function drain(port: MessagePort): void {
   while (receiveMessageOnPort(port));
 }
 
-function ownKernel(job: HelperJob, which: 'appearance' | 'smoothness', image: RawImage): CrfKernel {
+function ownKernel(job: HelperJob, which: 'appearance' | 'smoothness', image: RawImage | null): CrfKernel {
   const { width: W, height: H, params } = job;
   const n = W * H;
-  if (which === 'appearance') return latticeKernel(appearanceFeatures(image, params.thetaAlpha, params.thetaBeta), n, 5, params.w1, sharedAlloc);
-  return latticeKernel(smoothnessFeatures(W, H, params.thetaGamma), n, 2, params.w2, sharedAlloc);
+  if (which === 'appearance') {
+    if (!image) throw new Error('the appearance lattice is built where the image is');
+    return latticeKernel(appearanceFeatures(image, params.thetaAlpha, params.thetaBeta), n, 5, params.w1);
+  }
+  return latticeKernel(smoothnessFeatures(W, H, params.thetaGamma), n, 2, params.w2);
 }
 
-/**
- * The loop both threads run (me = 0: caller, 1: helper). Returns the ms spent before the
- * first barrier (lattices and unary) and the lattice sizes.
- */
+function geometryBuffers(k: CrfKernel | null): ArrayBuffer[] {
+  if (!k || k.kind !== 'lattice') return [];
+  const g = k.g;
+  return [g.offsets, g.weights, g.chains, g.chainStart, g.pairs].filter((a): a is Int32Array | Float32Array => !!a).map((a) => a.buffer as ArrayBuffer);
+}
+
 /** A SIMD run's memory and layout (the arena only on the thread that made it). */
 interface SimdRun {
   memory: WebAssembly.Memory;
@@ -154,7 +158,17 @@ interface SimdRun {
   arena?: Arena;
 }
 
-function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: number): {
+/**
+ * The loop both threads run (me = 0: caller, 1: helper; only the caller has the image).
+ * Returns the ms spent before the first barrier (lattices and unary) and the lattice sizes.
+ *
+ * Nothing allocated per run is left shared with the helper: its lattice moves to the caller
+ * (transferred), the caller's reaches the helper as a copy where the helper needs it, and the
+ * shared buffers (prior, Q, messages, the WebAssembly memory) are kept and reused. An idle
+ * helper thread runs no garbage collection, so shared memory it was handed per run would
+ * never be freed.
+ */
+function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: number, image: RawImage | null): {
   latticeMs: number;
   points: [number, number];
   simd?: SimdRun;
@@ -163,27 +177,34 @@ function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: num
   const { ctl, width: W, height: H, classes: C, params, prior, Q, cts } = job;
   const n = W * H;
   const barrier = new Barrier(ctl, me, job.stallMs, firstSignMs);
-  const image: RawImage = { width: W, height: H, channels: 3, data: job.image };
   // Phase A. Caller: the appearance lattice (the larger). Helper: the smoothness lattice and the unary.
   const want: ('appearance' | 'smoothness')[] = [];
   if (params.w1 > 0) want.push('appearance');
   if (params.w2 > 0) want.push('smoothness');
   const mine = want.length === 2 ? want[me] : me === 0 ? want[0] : undefined;
   const theirs = want.length === 2 ? want[1 - me] : me === 1 ? want[0] : undefined;
-  const kernel = mine ? ownKernel(job, mine, image) : null;
+  let kernel = mine ? ownKernel(job, mine, image) : null;
   if (me === 1) {
     // prior holds a copy of the input map; the unary is computed in place.
     unaryPrior({ width: W, height: H, classes: C, data: prior, kind: job.kind, stride: 1 }, job.floor, prior);
     initialQ(prior, C, Q, 0, n);
+    // With SIMD the caller copies the lattice into the WebAssembly memory: move it there.
+    port.postMessage({ id: job.id, kernel } satisfies Exchange, job.simd ? geometryBuffers(kernel) : []);
+    if (job.simd) kernel = null;
+  } else if (!job.simd) {
+    port.postMessage({ id: job.id, kernel } satisfies Exchange);
   }
-  port.postMessage({ id: job.id, kernel } satisfies Exchange);
   barrier.arrive();
   const tA = performance.now();
-  const other = theirs ? receive(port, job.id, ctl).kernel! : null;
   const byName: Record<string, CrfKernel | null> = {};
   if (mine) byName[mine] = kernel;
-  if (theirs) byName[theirs] = other;
-  const kernels = want.map((w) => byName[w]!);
+  if (theirs && (me === 0 || !job.simd)) byName[theirs] = receive(port, job.id, ctl).kernel!;
+  let kernels = want.map((w) => byName[w]!);
+  const size = (name: string) => {
+    const k = byName[name];
+    return k && k.kind === 'lattice' ? k.g.m : 0;
+  };
+  const points: [number, number] = [size('appearance'), size('smoothness')];
 
   const half = Math.floor(n / 2);
   const p0 = me === 0 ? 0 : half;
@@ -199,15 +220,17 @@ function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: num
         simd = { arena, plan, memory: arena.memory };
         port.postMessage({ id: job.id, simd: { memory: arena.memory, plan } } satisfies Exchange);
       } catch {
-        msgs = cts.map((ct) => new Float32Array(new SharedArrayBuffer(n * ct * 4)));
-        port.postMessage({ id: job.id, msgs } satisfies Exchange);
+        msgs = cts.map((ct, t) => sharedF32(`msg${t}`, n * ct));
+        port.postMessage({ id: job.id, msgs, kernels } satisfies Exchange);
       }
     }
     barrier.arrive();
     if (me === 1) {
       const ex = receive(port, job.id, ctl);
-      if (ex.msgs) msgs = ex.msgs;
-      else simd = ex.simd;
+      if (ex.msgs) {
+        msgs = ex.msgs;
+        kernels = ex.kernels!;
+      } else simd = ex.simd;
     }
   }
   if (simd) {
@@ -231,11 +254,7 @@ function runSide(job: HelperJob, me: number, port: MessagePort, firstSignMs: num
       barrier.arrive();
     }
   }
-  const size = (name: string) => {
-    const k = byName[name];
-    return k && k.kind === 'lattice' ? k.g.m : 0;
-  };
-  return { latticeMs: tA - t0, points: [size('appearance'), size('smoothness')], simd: me === 0 ? simd : undefined };
+  return { latticeMs: tA - t0, points, simd: me === 0 ? simd : undefined };
 }
 
 /** Helper side: runs one job; errors go back through the exchange port and abort the caller. */
@@ -243,7 +262,7 @@ export function helperRun(job: HelperJob, port: MessagePort): void {
   try {
     Atomics.add(job.ctl, BEAT + 1, 1);
     Atomics.notify(job.ctl, GEN);
-    runSide(job, 1, port, job.stallMs);
+    runSide(job, 1, port, job.stallMs, null);
   } catch (err) {
     if (err instanceof Aborted || err instanceof HelperLost) return;
     port.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) } satisfies Exchange);
@@ -259,6 +278,23 @@ interface Helper {
 
 let helper: Helper | undefined;
 let nextJob = 1;
+
+/** Shared buffers kept from run to run (see runSide), grown as images need. */
+const sharedPool = new Map<string, SharedArrayBuffer>();
+
+function sharedF32(key: string, length: number): Float32Array {
+  let b = sharedPool.get(key);
+  if (!b || b.byteLength < length * 4) {
+    b = new SharedArrayBuffer(length * 4);
+    sharedPool.set(key, b);
+  }
+  return new Float32Array(b, 0, length);
+}
+
+/** Lets the kept buffers go (the helper too, with closeCrfHelper). */
+export function releaseSharedBuffers(): void {
+  sharedPool.clear();
+}
 
 function getHelper(): Helper | null {
   if (helper && !helper.broken) return helper;
@@ -302,11 +338,8 @@ export function runParallel(map: ScoreMap, image: RawImage, params: CrfParams, f
   const n = W * H;
   const parts = splitClasses(C, 2);
   const cts = parts.map((p) => p.ct);
-  const f32 = (len: number) => new Float32Array(new SharedArrayBuffer(len * 4));
-  const prior = f32(n * C);
+  const prior = sharedF32('prior', n * C);
   prior.set(map.data);
-  const img = new Uint8Array(new SharedArrayBuffer(n * 3));
-  img.set(image.data);
   const job: HelperJob = {
     id: nextJob++,
     ctl: new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4)),
@@ -316,10 +349,9 @@ export function runParallel(map: ScoreMap, image: RawImage, params: CrfParams, f
     kind: map.kind,
     floor,
     params,
-    image: img,
     prior,
-    Q: f32(n * C),
-    msgs: simd ? [] : cts.map((ct) => f32(n * ct)),
+    Q: sharedF32('Q', n * C),
+    msgs: simd ? [] : cts.map((ct, t) => sharedF32(`msg${t}`, n * ct)),
     cts,
     simd,
     // Generous: a live helper arrives within one phase; sizes scale the slowest phase.
@@ -330,7 +362,7 @@ export function runParallel(map: ScoreMap, image: RawImage, params: CrfParams, f
   let side: ReturnType<typeof runSide>;
   try {
     // The helper acknowledges a job at once; 20 s without that means it never started.
-    side = runSide(job, 0, h.port, 20_000);
+    side = runSide(job, 0, h.port, 20_000, image);
   } catch (err) {
     if (err instanceof Aborted || err instanceof HelperLost) {
       // The helper failed or vanished: retire it; the caller reruns on one thread.

@@ -52,7 +52,7 @@ export function planSimd(n: number, C: number, parts: { c0: number; ct: number }
     sizes.push(n * (g.d + 1) * 4, n * (g.d + 1) * 4, g.chains.length * 4, g.pairs ? g.pairs.length * 4 : 0);
     for (const p of ps) sizes.push((g.m + 1) * p.nv * 16, g.pairs ? (g.m + 1) * p.nv * 16 : 0);
   }
-  const arena = new Arena(Arena.size(sizes));
+  const arena = Arena.acquire(Arena.size(sizes));
   const plan: SimdPlan = {
     n,
     C,
@@ -85,6 +85,9 @@ export function planSimd(n: number, C: number, parts: { c0: number; ct: number }
     if (g.pairs) arena.i32(kp.pairs, g.pairs.length).set(g.pairs);
     plan.kernels.push(kp);
   });
+  // A reused memory holds the last run's data: padding lanes must start at 0.
+  arena.f32(plan.prior, n * rowFloats).fill(0);
+  arena.f32(plan.Q, n * rowFloats).fill(0);
   if (prior && Q0) for (let t = 0; t < ps.length; t++) fillPart(arena.memory, plan, t, prior, Q0);
   return { arena, plan };
 }

@@ -406,15 +406,50 @@ export function setArenaLimit(bytes: number): number {
   return prev;
 }
 
-/** Bump allocator over one WebAssembly.Memory; offsets are 16-byte aligned. */
+/**
+ * Bump allocator over one WebAssembly.Memory; offsets are 16-byte aligned. The memory is kept
+ * and reused from run to run (acquire), growing when an image needs more: a helper thread that
+ * was handed the memory holds on to it until its own garbage collection, which an idle thread
+ * may never run, so a fresh memory per run would pile up. releaseArena() lets it go.
+ */
 export class Arena {
   readonly memory: WebAssembly.Memory;
   private top = 16; // address 0..15 unused
 
-  constructor(readonly bytes: number) {
+  private constructor(memory: WebAssembly.Memory) {
+    this.memory = memory;
+  }
+
+  /** This thread's arena, reset and holding at least `bytes`. */
+  static acquire(bytes: number): Arena {
     const pages = Math.ceil((bytes + 64) / 65536);
-    if (pages * 65536 > arenaLimit) throw new Error(`the CRF needs ${(bytes / 2 ** 30).toFixed(2)} GiB of working memory, above the ${(arenaLimit / 2 ** 30).toFixed(2)} GiB one WebAssembly memory holds`);
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    if (pages * 65536 > arenaLimit) {
+      throw new Error(`the CRF needs ${(bytes / 2 ** 30).toFixed(2)} GiB of working memory, above the ${(arenaLimit / 2 ** 30).toFixed(2)} GiB one WebAssembly memory holds`);
+    }
+    let a = current;
+    if (a) {
+      const have = a.memory.buffer.byteLength / 65536;
+      if (have < pages) {
+        try {
+          a.memory.grow(pages - have);
+        } catch {
+          a = undefined; // a memory made at its exact size cannot grow: make another
+        }
+      }
+    }
+    if (!a) {
+      let memory: WebAssembly.Memory;
+      try {
+        memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+      } catch {
+        // Where 4 GiB of address space cannot be reserved, a memory of just this size.
+        memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      }
+      a = new Arena(memory);
+    }
+    a.top = 16;
+    current = a;
+    return a;
   }
 
   alloc(bytes: number): number {
@@ -436,4 +471,11 @@ export class Arena {
   i32(at: number, length: number): Int32Array {
     return new Int32Array(this.memory.buffer, at, length);
   }
+}
+
+let current: Arena | undefined;
+
+/** Drops this thread's arena (its memory is freed once no thread refers to it). */
+export function releaseArena(): void {
+  current = undefined;
 }
