@@ -4,7 +4,12 @@
  * single-threaded C++ reference measured on this kind of machine:
  *   500x375, 21 classes, the reference example's kernels, 10 iterations: ~0.89 s (0.13 s lattice)
  *   513x513 VOC photos, 21 classes, DeepLab v2 preset (10 iterations): ~2.2 s
+ * Wall times only mean something on an otherwise idle machine: the run prints the load average
+ * and the cores this process actually got (CPU time / wall time), and CPU-ms per image.
+ * Unaries are synthetic (lib/crf/synthetic.ts); the time hardly depends on them, much on the
+ * image (θβ = 3 splits colours finely: lattice sizes vary 5x across the VOC samples).
  * Run: node dist/bench/crf.js [--threads 1,2] [--images 4] [--repeat 3]
+ * DEEPLAB_CRF_SIMD=0 measures the JavaScript kernels instead of WebAssembly SIMD.
  */
 import * as fs from 'fs';
 import * as os from 'os';
