@@ -1,12 +1,13 @@
 /**
  * Mean field split over two threads: the calling thread and one helper thread it owns, sharing
- * memory (SharedArrayBuffer) and meeting at barriers (Atomics). The lattices, Q and the prior
- * are shared; each thread filters half of the classes through both kernels into its own
- * message buffer (separate buffers, so the two never write the same cache lines), then each
- * normalises half of the pixels. Two barriers per iteration, no allocation inside the loop.
+ * memory (a shared WebAssembly memory for the SIMD kernels, SharedArrayBuffers for the
+ * JavaScript ones) and meeting at barriers (Atomics). The lattices, Q and the prior are shared;
+ * each thread filters half of the classes through both kernels into its own message buffer
+ * (separate buffers, so the two never write the same cache lines), then each normalises half
+ * of the pixels. Two barriers per iteration, no allocation inside the loop.
  *
  * Phase A overlaps too: the caller builds the appearance lattice while the helper builds the
- * smoothness lattice and the unary; the lattices then swap hands through a MessagePort read
+ * smoothness lattice and the unary; the lattices then change hands through a MessagePort read
  * synchronously (receiveMessageOnPort), since both threads are busy in synchronous code.
  *
  * If the helper cannot start or stops answering, the caller gives up on it and the CRF runs on
