@@ -140,6 +140,21 @@ export interface BatchRecipe {
   batchSize: number;
   seed: number;
   augment: AugmentOptions;
+  /** When set, a label >= classes (other than the ignore index) is an error naming the sample. */
+  classes?: number;
+}
+
+/** Throws when a sample's mask holds a class id the network does not have. */
+export function checkLabels(label: LabelMap, id: string, classes: number): void {
+  const d = label.data;
+  const ignore = label.ignoreIndex;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    if (v >= classes && v !== ignore) {
+      throw new ContractError(`the mask of ${id} holds class ${v} at pixel (${i % label.width}, ${Math.floor(i / label.width)}), ` +
+        `but the model has ${classes} classes (ids 0..${classes - 1}, ${ignore} void): choose a model with the data set's class count`);
+    }
+  }
 }
 
 /** Builds batch `seq` of a run. */
@@ -152,6 +167,7 @@ export async function makeBatch(source: SampleSource, order: SampleOrder, seq: n
   for (let b = 0; b < n; b++) {
     const k = seq * n + b;
     const pair = await source.get(order.indexAt(k));
+    if (r.classes !== undefined) checkLabels(pair.label, pair.id, r.classes);
     const rng = new Rng(mix32(r.seed, STREAM.augment, k));
     const p = drawAugment(rng, pair.image.width, pair.image.height, r.augment);
     augmentInto(pair.image, pair.label, p, r.augment, images, b * H * W * 3, labels, b * H * W);

@@ -123,7 +123,13 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
   let synSize = 0;
   if (demo) {
     synClasses = int(p.synClasses, ctx.model?.spec.classes ?? 4, 'synthetic classes');
-    if (synClasses < 2 || synClasses > SYNTHETIC_MAX_CLASSES) throw new Error(`synthetic classes must be 2..${SYNTHETIC_MAX_CLASSES}, got ${synClasses}`);
+    if (synClasses < 2 || synClasses > SYNTHETIC_MAX_CLASSES) {
+      const hint = ctx.model && blank(p.synClasses) ? ` (the model has ${synClasses} classes: synthetic data needs a model with at most ${SYNTHETIC_MAX_CLASSES})` : '';
+      throw new Error(`synthetic classes must be 2..${SYNTHETIC_MAX_CLASSES}, got ${synClasses}${hint}`);
+    }
+    if (ctx.model && ctx.model.spec.classes !== synClasses) {
+      throw new Error(`the model has ${ctx.model.spec.classes} classes but the synthetic data ${synClasses}: make them equal`);
+    }
     synSize = int(p.synSize, 97, 'synthetic image size');
     const options: SyntheticOptions = { width: synSize, height: synSize, classes: synClasses, seed };
     train = { kind: 'synthetic', count: int(p.synTrain, 200, 'synthetic training images'), options };

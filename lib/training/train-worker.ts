@@ -13,7 +13,7 @@ import { crfGridSearch, CrfCase, PAPER_CRF_GRID } from './crf-search';
 import { openSource } from './data';
 import { predictProbs } from './evaluate';
 import { CrfRequest, FromWorker, ResumeMode, ToWorker } from './protocol';
-import { assignMatching, RunControl, Trainer } from './trainer';
+import { assignMatching, isWasmMemoryError, RunControl, Trainer } from './trainer';
 
 const port = parentPort;
 if (!port) throw new Error('train-worker must run in a worker thread');
@@ -41,6 +41,8 @@ function gate(c: typeof control): Promise<void> {
 function fail(err: unknown, phase: 'training' | 'crf'): void {
   const e = err instanceof Error ? err : new Error(String(err));
   post({ type: 'error', message: e.message, name: e.name, phase });
+  // An aborted WebAssembly instance cannot be used again: end this thread, the next run starts a fresh one.
+  if (isWasmMemoryError(e)) setImmediate(() => process.exit(1));
 }
 
 async function train(config: TrainConfig, resume: ResumeMode, crfAfter?: CrfRequest): Promise<void> {

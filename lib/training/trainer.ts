@@ -91,6 +91,12 @@ export function assignMatching(model: DeepLab, saved: SavedWeights): { loaded: n
   return { loaded, skipped };
 }
 
+/** Errors of the WebAssembly runtime that mean its memory is exhausted (its heap is at most 4 GB). */
+export function isWasmMemoryError(err: unknown): boolean {
+  const m = err instanceof Error ? `${err.name} ${err.message}` : String(err);
+  return /Aborted\(|memory access out of bounds|out of memory|Cannot enlarge memory|RangeError: WebAssembly/i.test(m);
+}
+
 /** The config as stored in a checkpoint: in-memory samples recorded by count only. */
 function storableConfig(c: TrainConfig): TrainConfig {
   const strip = (d?: DataSpec): DataSpec | undefined =>
@@ -187,6 +193,9 @@ export class Trainer {
     this.evals.push(...(s.metrics?.evals ?? []));
     this.best = s.metrics?.best;
     this.resumedFrom = ck.dir;
+    if (s.iteration >= this.config.maxIter) {
+      this.notes.push(`the checkpoint is at iteration ${s.iteration} and the run has ${this.config.maxIter}: nothing left to train (raise the iterations, or restart)`);
+    }
     const old = s.config;
     const changed = (['seed', 'batchSize', 'iterSize', 'cropSize', 'scaleMin', 'scaleMax', 'mirror'] as const).filter((k) => old && old[k] !== this.config[k]);
     if (changed.length) this.notes.push(`resumed with changed ${changed.join(', ')}: the run continues, but not as an uninterrupted run would have`);
@@ -213,6 +222,7 @@ export class Trainer {
     return {
       batchSize: c.batchSize,
       seed: c.seed,
+      classes: c.model.spec.classes,
       augment: {
         cropHeight: c.cropSize, cropWidth: c.cropSize, scaleMin: c.scaleMin, scaleMax: c.scaleMax, mirror: c.mirror,
         padValue: padValueFor(c.model.preprocessing), ignoreIndex: 255,
@@ -262,6 +272,11 @@ export class Trainer {
         let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
         try {
           result = withSeededMathRandom(mix32(c.seed, STREAM.dropout, seq), () => tf.variableGrads(() => this.lossOf(batch, ctx), vars));
+        } catch (err) {
+          if (!isWasmMemoryError(err) || tf.getBackend() !== 'wasm') throw err;
+          throw new Error(`the WebAssembly backend ran out of memory (its heap is limited to 4 GB) training ${c.batchSize} image(s) of ` +
+            `${c.cropSize}x${c.cropSize} per pass: lower the batch size and raise iter size by the same factor (the same effective batch), ` +
+            `or use a smaller crop (${(err as Error).message})`);
         } finally {
           // Running statistics move on every forward pass (as PyTorch's BN in train mode).
           for (const u of ctx.statUpdates ?? []) {
@@ -371,7 +386,8 @@ export class Trainer {
   async run(control: RunControl, ev: TrainerEvents = {}): Promise<'finished' | 'stopped'> {
     const c = this.config;
     let lastEval = -1;
-    let lastCkpt = -1;
+    // A run resumed from a checkpoint does not write the same one again.
+    let lastCkpt = this.resumedFrom ? this.iteration : -1;
     const doEval = async () => {
       if (!this.valSource || lastEval === this.iteration) return;
       lastEval = this.iteration;

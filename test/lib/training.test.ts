@@ -22,6 +22,11 @@ import { crossEntropy, maxFusion, mscLoss, mscSize, resizeLabelsNearest, segment
 import { paramRule, polyLr, SgdMomentum } from '../../lib/training/optimizer';
 import { mix32, Rng, withSeededMathRandom } from '../../lib/training/rng';
 import { Trainer } from '../../lib/training/trainer';
+import { crfGridSearch, PAPER_CRF_GRID } from '../../lib/training/crf-search';
+import { syntheticScores } from '../../lib/crf/synthetic';
+import { denseCrf } from '../../lib/crf/dense-crf';
+import { ConfusionMatrix } from '../../lib/metrics/confusion';
+import { argmaxScoreMap } from '../../lib/ops/score-map';
 import { WorkerLoader } from '../../lib/training/worker-loader';
 import { tfReady } from '../helpers/tf-setup';
 
@@ -243,6 +248,11 @@ describe('lib/training: building blocks', () => {
       const loader = new WorkerLoader({ kind: 'folder', root: os.tmpdir(), dir: 'no-such-folder-deeplab' }, { batchSize: 1, seed: 1, augment: base }, 0, 1);
       await assert.rejects(loader.next(), /does not exist/);
       await loader.close();
+      // A mask with a class the network lacks is named, not silently trained as nothing.
+      const bad = { ...lab, data: Uint8Array.from([0, 1, 2, 5, 0, 1, 2, 0, 255, 0, 0, 0]) };
+      const src = await openSource({ kind: 'memory', samples: [{ id: 'odd', image: img, label: bad }] });
+      await assert.rejects(makeBatch(src, new SampleOrder(1, 1), 0, { batchSize: 1, seed: 1, augment: base, classes: 3 }),
+        /the mask of odd holds class 5 at pixel \(3, 0\), but the model has 3 classes/);
     });
 
     it('Math.random is seeded only inside withSeededMathRandom', () => {
@@ -320,6 +330,33 @@ describe('lib/training: building blocks', () => {
       } finally {
         fs.rmSync(root, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('CRF grid search', () => {
+    it('covers the papers\' grid; keeps the best trial, whose mIoU recomputes; beats the blocky network maps on shapes', async () => {
+      assert.deepEqual(PAPER_CRF_GRID.w1, [3, 4, 5, 6]);
+      assert.deepEqual(PAPER_CRF_GRID.thetaAlpha, [30, 40, 50, 60, 70, 80, 90, 100]);
+      assert.deepEqual(PAPER_CRF_GRID.thetaBeta, [3, 4, 5, 6]);
+      const cases = [0, 1].map((i) => {
+        const s = syntheticSample(i, { width: 48, height: 48, classes: 3, seed: 8 });
+        return { image: s.image, label: s.label, scores: syntheticScores(s.label, 3, { seed: i + 1, stride: 8, cellNoise: 1, pixelNoise: 0.5 }) };
+      });
+      const grid = { w1: [3, 6], thetaAlpha: [30, 80], thetaBeta: [3, 6], iterations: 5 };
+      const seen: number[] = [];
+      const r = await crfGridSearch(cases, { grid, rule: 'present', threads: 1, onTrial: (done) => { seen.push(done); } });
+      assert.equal(r.trials.length, 8);
+      assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8]);
+      const top = Math.max(...r.trials.map((t) => t.meanIoU ?? -1));
+      assert.equal(r.bestMeanIoU, top);
+      assert.equal(r.trials.find((t) => t.meanIoU === top)!.params, r.best);
+      const cm = new ConfusionMatrix(3);
+      for (const c of cases) cm.add(argmaxScoreMap(denseCrf(c.scores, c.image, r.best, { threads: 1 }).probs, 255), c.label);
+      near(cm.report([], 'present').meanIoU!, r.bestMeanIoU!, 1e-12, 'recomputed mIoU');
+      assert.ok(r.bestMeanIoU! > r.baselineMeanIoU!, `CRF ${r.bestMeanIoU} vs network ${r.baselineMeanIoU}`);
+      assert.deepEqual(Object.keys(r.best).sort(), ['iterations', 'thetaAlpha', 'thetaBeta', 'thetaGamma', 'w1', 'w2']);
+      await assert.rejects(crfGridSearch(cases, { grid: { w1: [] } }), /w1 needs at least one value/);
+      await assert.rejects(crfGridSearch(cases, { grid: { thetaBeta: [-1] } }), /thetaBeta/);
     });
   });
 
