@@ -28,6 +28,8 @@ import { denseCrf } from '../../lib/crf/dense-crf';
 import { ConfusionMatrix } from '../../lib/metrics/confusion';
 import { argmaxScoreMap } from '../../lib/ops/score-map';
 import { WorkerLoader } from '../../lib/training/worker-loader';
+import { trainSetupFromProps } from '../../lib/training/node-config';
+import { normalizeModelConfig } from '../../lib/models/config';
 import { tfReady } from '../helpers/tf-setup';
 
 const near = (a: number, b: number, tol = 1e-6, what = '') => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} != ${b} (tolerance ${tol})`);
@@ -330,6 +332,37 @@ describe('lib/training: building blocks', () => {
       } finally {
         fs.rmSync(root, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('train node settings', () => {
+    it('blank settings: the synthetic demo, or the recipe for folders; overrides; clear errors', () => {
+      const ctx = { userDir: '/home/u/.node-red', nodeId: 'abc.1' };
+      const demo = trainSetupFromProps({}, ctx);
+      const c = demo.config;
+      assert.equal(c.train.kind, 'synthetic');
+      assert.equal(c.val?.kind, 'synthetic');
+      assert.deepEqual([c.model.spec.variant, c.model.spec.backbone, c.model.spec.width, c.model.spec.classes], ['v3plus', 'mobilenetv2', 0.125, 4]);
+      assert.deepEqual(c.model.classNames, ['background', 'disc', 'square', 'triangle']);
+      assert.deepEqual([c.cropSize, c.batchSize, c.iterSize, c.maxIter, c.lr], [97, 8, 1, 300, 0.02]);
+      assert.equal(c.checkpointDir, path.join('/home/u/.node-red', 'deeplab-training', 'abc.1'));
+      assert.equal(demo.resume, 'auto');
+      assert.equal(demo.crfAfter, undefined);
+      const folder = trainSetupFromProps({ source: 'folder', dir: 'VOC', layout: 'voc', learnCrf: true, crfImages: '3' }, ctx, { maxIter: 50, lr: 0.001 });
+      const f = folder.config;
+      assert.deepEqual(f.train, { kind: 'folder', root: '/home/u/.node-red', dir: 'VOC', list: { layout: 'voc', imagesDir: undefined, masksDir: undefined, split: 'train' }, limit: 0 });
+      assert.equal(f.val?.kind === 'folder' && f.val.list?.split, 'val');
+      assert.deepEqual([f.cropSize, f.scaleMin, f.scaleMax, f.batchSize, f.iterSize, f.maxIter, f.lr, f.weightDecay], [321, 0.5, 1.5, 2, 5, 50, 0.001, 5e-4]);
+      assert.deepEqual(folder.crfAfter, { images: 3 });
+      assert.equal(f.msc, false);
+      const v2 = normalizeModelConfig({ spec: { variant: 'v2', classes: 4, width: 0.0625 } });
+      assert.equal(trainSetupFromProps({}, { ...ctx, model: v2 }).config.msc, true);
+      assert.equal(trainSetupFromProps({ msc: 'false' }, { ...ctx, model: v2 }).config.msc, false);
+      assert.throws(() => trainSetupFromProps({}, ctx, { speed: 2 }), /unknown option "speed"/);
+      assert.throws(() => trainSetupFromProps({ lr: 'fast' }, ctx), /learning rate must be a number/);
+      assert.throws(() => trainSetupFromProps({ source: 'folder' }, ctx), /set the data set folder/);
+      assert.throws(() => trainSetupFromProps({}, { ...ctx, model: normalizeModelConfig({ spec: { classes: 21 } }) }), /model has 21 classes/);
+      assert.throws(() => trainSetupFromProps({ batchSize: 0 }, ctx), /batchSize must be an integer >= 1/);
     });
   });
 
