@@ -93,9 +93,9 @@ export = function register(RED: NodeAPI): void {
       const pct = `${Math.floor(s.percent)}%`;
       switch (s.state) {
         case 'idle': setStatus(node, 'idle', 'ready: send "start"'); break;
-        case 'starting': setStatus(node, 'loading', 'starting...'); break;
+        case 'starting': setStatus(node, 'loading', `starting${s.backend ? ` on ${s.backend}` : ''}...`); break;
         case 'running':
-          setStatus(node, 'busy', `${pct} · it ${it}${s.loss !== undefined ? ` · loss ${s.loss.toFixed(3)}` : ''} · ETA ${duration(s.etaSeconds)}`);
+          setStatus(node, 'busy', `${pct} · it ${it}${s.loss !== undefined ? ` · loss ${s.loss.toFixed(3)}` : ''} · ETA ${duration(s.etaSeconds)}${s.backend ? ` · ${s.backend}` : ''}`);
           break;
         case 'pausing': setStatus(node, 'warn', `pausing at ${it}...`); break;
         case 'paused': setStatus(node, 'warn', `paused ${pct} · it ${it}`); break;
