@@ -201,7 +201,62 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
     }
     assert.deepEqual(failures, []);
   });
+
+  describe('Dashboard 2.0', () => {
+    let dash: Page;
+    const dashErrors: string[] = [];
+    before(async () => {
+      dash = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      dash.on('console', (m) => {
+        if (m.type() === 'error') dashErrors.push(`console: ${m.text()}`);
+      });
+      dash.on('pageerror', (e) => dashErrors.push(`page error: ${e.message}`));
+    });
+    after(() => dash?.close());
+
+    it('example 4: the start button trains; the loss / mIoU chart and the latest prediction update', async () => {
+      const file = exampleFiles().find((f) => path.basename(f).startsWith('04'));
+      assert.ok(file, 'example 4');
+      fs.rmSync(path.join(userDir, 'deeplab-training', 'example-4'), { recursive: true, force: true });
+      await red.deploy(shortTraining(file, 'ex4-train', 6));
+      await dash.goto(`${red.url}/dashboard/training`);
+      for (const b of ['start', 'pause', 'resume', 'stop']) await dash.getByRole('button', { name: b }).waitFor({ timeout: 30_000 });
+      await dash.screenshot({ path: path.join(SHOTS, '06-dashboard-training-before.png') });
+      await dash.getByRole('button', { name: 'start' }).click();
+      await waitFor('the training to finish', () => /^done 6\/6/.test(red.lastStatus('ex4-train')?.text ?? ''), 150_000, 500);
+      const picture = dash.locator('.deeplab-picture img[src^="data:image/png;base64,"]');
+      await picture.waitFor({ timeout: 30_000 });
+      await dash.getByText('after iteration 6').waitFor({ timeout: 30_000 });
+      // The status line mirrors the train node's status; the chart has both series.
+      await dash.getByText(/done 6\/6/).waitFor({ timeout: 10_000 });
+      // The chart (ECharts draws title, legend and lines on a canvas).
+      assert.ok((await dash.locator('canvas').count()) >= 1, 'the chart canvas');
+      await sleep(500);
+      await dash.screenshot({ path: path.join(SHOTS, '06-dashboard-training-done.png') });
+      assert.deepEqual(dashErrors, []);
+    });
+
+    it('the demo: trains by itself, then streams segmented pictures to its page', async () => {
+      fs.rmSync(path.join(userDir, 'deeplab-training', 'demo'), { recursive: true, force: true });
+      await red.deploy(shortTraining(path.join(ROOT, 'demo', 'flows.json'), 'demo-train', 6));
+      await dash.goto(`${red.url}/dashboard/demo`);
+      await waitFor('the demo training to finish', () => /^done 6\/6/.test(red.lastStatus('demo-train')?.text ?? ''), 150_000, 500);
+      // A picture of the stream (not a validation picture of a checkpoint) reaches the page.
+      await dash.locator('.deeplab-picture p').getByText(/^(vainf_\d+\.jpg|shapes-\d\.png)$/).waitFor({ timeout: 30_000 });
+      await dash.screenshot({ path: path.join(SHOTS, '07-dashboard-demo.png') });
+      assert.deepEqual(dashErrors, []);
+    });
+  });
 });
+
+/** A flow file with a shorter training schedule (the shipped ones train for minutes). */
+function shortTraining(file: string, trainId: string, maxIter: number): ReturnType<typeof readFlow> {
+  const flow = readFlow(file);
+  const train = flow.find((n) => n.id === trainId);
+  if (!train) throw new Error(`no ${trainId} in ${file}`);
+  Object.assign(train, { maxIter, checkpointEvery: maxIter / 2, evalEvery: maxIter / 2, progressEvery: 1 });
+  return flow;
+}
 
 /** Fields of an edit dialog that show nothing: a select whose value matches none of its options. */
 async function emptyFields(page: Page, scope: string, what: string): Promise<string[]> {

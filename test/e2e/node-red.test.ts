@@ -17,6 +17,12 @@ const example = (prefix: string) => {
   return readFlow(f);
 };
 
+function node(flow: { id: string }[], id: string): Record<string, unknown> {
+  const n = flow.find((x) => x.id === id);
+  if (!n) throw new Error(`no node ${id} in the flow`);
+  return n as Record<string, unknown>;
+}
+
 async function readPng(file: string): Promise<{ width: number; height: number; data: Buffer; channels: number }> {
   const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, data, channels: info.channels };
@@ -160,6 +166,69 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
       assert.equal(m.format, 'png');
       assert.equal(m.height, 513);
     }
+  });
+
+  it('example 4: training started, paused, resumed, stopped and resumed from its checkpoint; predictions rendered', async () => {
+    const flow = example('04');
+    // A short schedule (the example trains 100 iterations, minutes on two cores); otherwise as shipped.
+    Object.assign(node(flow, 'ex4-train'), { maxIter: 8, checkpointEvery: 4, evalEvery: 4, progressEvery: 1 });
+    fs.rmSync(path.join(userDir, 'deeplab-training', 'example-4'), { recursive: true, force: true });
+    await red.deploy(flow);
+    const trainStatus = () => red.lastStatus('ex4-train')?.text ?? '';
+    const iterationOf = (t: string) => Number(/(\d+)\/8\b/.exec(t)?.[1] ?? NaN);
+    await red.inject('ex4-inj-start');
+    await waitFor('training progress', () => iterationOf(trainStatus()) >= 1, 120_000);
+    await red.inject('ex4-inj-pause');
+    await waitFor('the pause', () => /^paused/.test(trainStatus()), 60_000);
+    const pausedAt = iterationOf(trainStatus());
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(iterationOf(trainStatus()), pausedAt, 'no step while paused');
+    await red.inject('ex4-inj-resume');
+    // The first checkpoint (iteration 4) is published and a validation picture segmented with it.
+    await waitFor('a prediction after the first checkpoint', () => /png/.test(red.lastStatus('ex4-render')?.text ?? ''), 120_000);
+    await red.inject('ex4-inj-stop');
+    await waitFor('the stop', () => /^stopped at/.test(trainStatus()), 60_000);
+    const stoppedAt = iterationOf(trainStatus());
+    assert.ok(stoppedAt >= 4 && stoppedAt <= 8, `stopped at ${stoppedAt}`);
+    const seen = red.statuses.get('ex4-train')?.length ?? 0;
+    await red.inject('ex4-inj-start');
+    await waitFor('the end of the resumed run', () => /^done 8\/8/.test(trainStatus()), 120_000);
+    // Resumed from the stop's checkpoint: the second run never shows an iteration before it (from scratch: 0, 1...).
+    const resumed = (red.statuses.get('ex4-train') ?? []).slice(seen).map((st) => iterationOf(st.text ?? '')).filter((n) => !Number.isNaN(n));
+    assert.ok(resumed.length > 0 && Math.min(...resumed) >= stoppedAt, `second run's iterations ${resumed.join(',')} after a stop at ${stoppedAt}`);
+    const published = path.join(userDir, 'deeplab-training', 'example-4', 'published', 'deeplab.json');
+    assert.ok(fs.existsSync(published), 'the published model');
+    // Every training status went to the dashboard's status line through the status node.
+    assert.ok((red.statuses.get('ex4-train') ?? []).length > 5);
+  });
+
+  it('the demo: trains on shapes (progress, evaluation, checkpoints), publishes, then segments the stream', async () => {
+    const flow = readFlow(path.join(ROOT, 'demo', 'flows.json'));
+    // A short schedule (the demo trains 50 iterations, a few minutes); otherwise as shipped.
+    Object.assign(node(flow, 'demo-train'), { maxIter: 6, checkpointEvery: 3, evalEvery: 3, progressEvery: 1 });
+    fs.rmSync(path.join(userDir, 'demo-output'), { recursive: true, force: true });
+    const debugFrom = red.debug.length;
+    await red.deploy(flow); // training starts by itself
+    const waiting = await (await fetch(`${red.url}/deeplab/latest`)).text();
+    assert.match(waiting, /training/);
+    await waitFor('the demo training to finish', () => /^done 6\/6/.test(red.lastStatus('demo-train')?.text ?? ''), 180_000, 500);
+    const progress = (red.statuses.get('demo-train') ?? []).map((st) => st.text ?? '').filter((t) => /it \d\/6 · loss/.test(t));
+    assert.ok(progress.length >= 3, `progress statuses: ${progress.join(' | ')}`);
+    const done = red.debug.slice(debugFrom).find((d) => d.name === 'training done');
+    assert.ok(done && /"reason":"finished"/.test(done.msg), 'the done event reached the debug sidebar');
+    assert.ok(fs.existsSync(path.join(userDir, 'deeplab-training', 'demo', 'published', 'weights.bin')), 'published model');
+    // The stream: the newest picture over HTTP, files, and the editor status naming what was found.
+    const png = await waitFor('a segmented picture', async () => {
+      const r = await fetch(`${red.url}/deeplab/latest`);
+      return r.ok ? Buffer.from(await r.arrayBuffer()) : undefined;
+    }, 30_000, 500);
+    assert.equal((await sharp(png).metadata()).format, 'png');
+    const out = path.join(userDir, 'demo-output');
+    await waitFor('a photo and a synthetic picture segmented', () => {
+      const files = fs.existsSync(out) ? fs.readdirSync(out) : [];
+      return files.some((f) => f.startsWith('vainf_')) && files.some((f) => f.startsWith('shapes-'));
+    }, 30_000, 500);
+    assert.match(red.lastStatus('demo-shown')?.text ?? '', /\.(png|jpg): /);
   });
 
   it('nothing was logged at error level', () => {
