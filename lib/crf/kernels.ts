@@ -21,8 +21,8 @@ export type BlurPairsFn = (nb: Int32Array, base: number, m: number, src: Float32
 /** Classes per generated chunk: beyond this the straight-line code gets long for little gain. */
 export const MAX_CHUNK = 24;
 
-const splats = new Map<string, SplatFn>();
-const slices = new Map<string, SliceFn>();
+const splats = new Map<number, SplatFn>();
+const slices = new Map<number, SliceFn>();
 const blurs = new Map<number, BlurFn>();
 const blurPairs = new Map<number, BlurPairsFn>();
 
@@ -39,7 +39,7 @@ function range(n: number): number[] {
 export function splatKernel(d1: number, cw: number): SplatFn {
   checkInt(d1, 2, 64);
   checkInt(cw, 1, MAX_CHUNK);
-  const key = `${d1}:${cw}`;
+  const key = d1 * 1000 + cw;
   let fn = splats.get(key);
   if (!fn) {
     const ks = range(d1);
@@ -60,7 +60,7 @@ export function splatKernel(d1: number, cw: number): SplatFn {
 export function sliceKernel(d1: number, cw: number, accumulate: boolean): SliceFn {
   checkInt(d1, 2, 64);
   checkInt(cw, 1, MAX_CHUNK);
-  const key = `${d1}:${cw}:${accumulate}`;
+  const key = (d1 * 1000 + cw) * 2 + (accumulate ? 1 : 0);
   let fn = slices.get(key);
   if (!fn) {
     const ks = range(d1);
@@ -131,8 +131,12 @@ export function blurPairsKernel(cw: number): BlurPairsFn {
   return fn;
 }
 
-/** Splits ct classes into chunks of at most MAX_CHUNK, as even as possible. */
-export function chunks(ct: number): { off: number; cw: number }[] {
+const chunkCache = new Map<number, readonly { off: number; cw: number }[]>();
+
+/** Splits ct classes into chunks of at most MAX_CHUNK, as even as possible (cached: no allocation per call). */
+export function chunks(ct: number): readonly { off: number; cw: number }[] {
+  const hit = chunkCache.get(ct);
+  if (hit) return hit;
   const count = Math.max(1, Math.ceil(ct / MAX_CHUNK));
   const out: { off: number; cw: number }[] = [];
   let off = 0;
@@ -141,5 +145,6 @@ export function chunks(ct: number): { off: number; cw: number }[] {
     out.push({ off, cw });
     off += cw;
   }
+  chunkCache.set(ct, out);
   return out;
 }

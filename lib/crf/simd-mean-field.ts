@@ -113,8 +113,16 @@ export function fillPart(memory: WebAssembly.Memory, plan: SimdPlan, t: number, 
 /** One thread's view of a plan: its SIMD instance and the memory views it fills. */
 export class SimdPart {
   private readonly ex: SimdExports;
-  private readonly views: Float32Array[][];
-  private readonly spares: (Float32Array | null)[];
+  /** Per kernel, resolved once: the exported functions and the views to clear. */
+  private readonly steps: {
+    k: SimdKernelPlan;
+    splat: ReturnType<SimdExports['splat']>;
+    slice: ReturnType<SimdExports['slice']>;
+    blurChains: ReturnType<SimdExports['blurChains']>;
+    blurPairs: ReturnType<SimdExports['blurPairs']>;
+    values: Float32Array;
+    spareRow0: Float32Array | null;
+  }[];
   private readonly qOffset: number;
 
   constructor(
@@ -124,39 +132,46 @@ export class SimdPart {
   ) {
     this.ex = simdInstance(plan.shape, memory);
     const nv = plan.parts[part].nv;
-    this.views = plan.kernels.map((k) => [new Float32Array(memory.buffer, k.values[part], (k.m + 1) * nv * 4)]);
-    this.spares = plan.kernels.map((k) => (k.pairs ? new Float32Array(memory.buffer, k.spare[part], nv * 4) : null));
+    this.steps = plan.kernels.map((k, i) => ({
+      k,
+      splat: this.ex.splat(k.d1, nv),
+      slice: this.ex.slice(k.d1, nv, i > 0),
+      blurChains: this.ex.blurChains(nv),
+      blurPairs: this.ex.blurPairs(nv),
+      values: new Float32Array(memory.buffer, k.values[part], (k.m + 1) * nv * 4),
+      // The spare buffer's row 0 is the zero row of absent neighbours.
+      spareRow0: k.pairs ? new Float32Array(memory.buffer, k.spare[part], nv * 4) : null,
+    }));
     let off = 0;
     for (let t = 0; t < part; t++) off += plan.parts[t].nv * 16;
     this.qOffset = off;
   }
 
-  /** msg_part = sum_k w_k K~_k Q for this part's classes. */
+  /** msg_part = sum_k w_k K~_k Q for this part's classes. Allocates nothing. */
   pairwise(): void {
-    const { plan, part, ex } = this;
-    const { n } = plan;
-    const nv = plan.parts[part].nv;
-    const stride = nv * 16;
-    plan.kernels.forEach((k, i) => {
-      this.views[i][0].fill(0);
+    const { plan, part, steps } = this;
+    const n = plan.n;
+    const stride = plan.parts[part].nv * 16;
+    const msg = plan.msgs[part];
+    for (let i = 0; i < steps.length; i++) {
+      const { k, splat, slice, blurChains, blurPairs, values, spareRow0 } = steps[i];
+      values.fill(0);
       let src = k.values[part];
-      ex.splat(k.d1, nv)(n, k.offsets, k.weights, plan.Q + this.qOffset, plan.rowFloats * 4, src, stride);
-      if (k.pairs) {
-        this.spares[i]!.fill(0); // its row 0: the zero row of absent neighbours
+      splat(n, k.offsets, k.weights, plan.Q + this.qOffset, plan.rowFloats * 4, src, stride);
+      if (spareRow0) {
+        spareRow0.fill(0);
         let dst = k.spare[part];
-        const blur = ex.blurPairs(nv);
         for (let j = 0; j < k.d1; j++) {
-          blur(k.pairs, j * k.m * 2, k.m, src, dst, stride);
+          blurPairs(k.pairs, j * k.m * 2, k.m, src, dst, stride);
           const t = src;
           src = dst;
           dst = t;
         }
       } else {
-        const blur = ex.blurChains(nv);
-        for (let j = 0; j < k.d1; j++) blur(k.chains, k.chainStart[j], k.chainStart[j + 1], src, stride);
+        for (let j = 0; j < k.d1; j++) blurChains(k.chains, k.chainStart[j], k.chainStart[j + 1], src, stride);
       }
-      ex.slice(k.d1, nv, i > 0)(n, k.offsets, k.weights, src, stride, plan.msgs[part], stride, k.weight);
-    });
+      slice(n, k.offsets, k.weights, src, stride, msg, stride, k.weight);
+    }
   }
 
   update(p0: number, p1: number): void {
