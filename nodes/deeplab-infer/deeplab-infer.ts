@@ -5,7 +5,7 @@
  */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { getModelCache, ModelHandle } from '../../lib/cache/model-cache';
-import { checkInferOptions, InferOptions, parseScales, ResizePolicy } from '../../lib/cache/inference-plan';
+import { checkInferOptions, InferOptions, parseScales, RESIZE_POLICIES, ResizePolicy } from '../../lib/cache/inference-plan';
 import { toRawImage, DEFAULT_MAX_PIXELS } from '../../lib/data/image';
 import { BoundedQueue, QueuePolicy, QUEUE_POLICIES } from '../../lib/runtime/bounded-queue';
 import { normalizeModelConfig } from '../../lib/models/config';
@@ -15,7 +15,9 @@ import type { DeeplabModelNode } from '../_shared/model-node';
 
 interface InferProps {
   model?: string;
-  resize?: string;
+  resizePolicy?: string;
+  /** Read as a fallback: the editor reserves `resize` on nodes, so hand-written flows may still use it. */
+  resize?: unknown;
   size?: string | number;
   scales?: string;
   flip?: boolean | string;
@@ -46,7 +48,7 @@ export = function register(RED: NodeAPI): void {
     const output = pathProp(def.output);
     try {
       opts = checkInferOptions({
-        resize: stringProp<ResizePolicy>(def.resize, 'valid'),
+        resize: stringProp<ResizePolicy>(def.resizePolicy ?? (typeof def.resize === 'string' ? def.resize : undefined), 'valid', RESIZE_POLICIES),
         size: numberProp(def.size, 513, 'size'),
         scales: parseScales(def.scales),
         flip: boolProp(def.flip, false),

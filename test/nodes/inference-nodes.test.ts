@@ -265,4 +265,20 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     helper.getNode('r').receive({ payload: { width: 1, height: 1, data: new Uint8Array(1), ignoreIndex: 255 } });
     assert.match(((await caught).error as { message: string }).message, /misconfigured/);
   });
+
+  it('takes the resize policy from resizePolicy (the editor reserves `resize`), or a hand-written string `resize`', async () => {
+    const flow = [
+      MODEL,
+      { id: 'a', type: 'deeplab-infer', model: 'm1', size: 129, resizePolicy: 'none', wires: [['o']] },
+      { id: 'b', type: 'deeplab-infer', model: 'm1', size: 129, resize: 'none', wires: [['o']] },
+      { id: 'c', type: 'deeplab-infer', model: 'm1', size: 129, resize: false, wires: [['o']] },
+      { id: 'o', type: 'helper' },
+    ];
+    await helper.load(ALL, flow);
+    const got = messages(helper.getNode('o'), 3);
+    for (const id of ['a', 'b', 'c']) helper.getNode(id).receive({ payload: await photo(40, 40), topic: id });
+    const sizes = Object.fromEntries((await got).map((m) => [m.topic, (m.payload as ScoreMap).width]));
+    // none: the 40-pixel image itself (stride 4 -> 10 cells); valid (the default): 129 pixels -> 33 cells.
+    assert.deepEqual(sizes, { a: 10, b: 10, c: 33 });
+  });
 });
