@@ -12,6 +12,8 @@ export interface Ctx {
   freezeBN: boolean;
   /** Running-statistic updates collected during a training pass, applied by the trainer. */
   statUpdates?: { variable: tf.Variable; value: tf.Tensor }[];
+  /** A fresh seed for each dropout mask; the trainer derives them from its position so a resumed run draws the same masks. */
+  dropoutSeed?: () => number;
 }
 
 export const INFERENCE: Ctx = { training: false, freezeBN: true };
@@ -160,7 +162,7 @@ export function upsample(x: tf.Tensor4D, height: number, width: number, alignCor
 }
 
 export function dropout(x: tf.Tensor4D, rate: number, ctx: Ctx): tf.Tensor4D {
-  return ctx.training && rate > 0 ? (tf.dropout(x, rate) as tf.Tensor4D) : x;
+  return ctx.training && rate > 0 ? (tf.dropout(x, rate, undefined, ctx.dropoutSeed?.()) as tf.Tensor4D) : x;
 }
 
 /** Channel count scaled by the width multiplier, at least 1 (small variants for tests and demos). */

@@ -78,19 +78,3 @@ export function permutation(n: number, rng: Rng): Uint32Array {
   return p;
 }
 
-/**
- * Runs `fn` with Math.random replaced by a seeded stream. tfjs draws dropout masks from
- * Math.random when no seed is given (the model zoo's dropout passes none), so this makes a
- * training step's dropout a function of the run's seed and the iteration. `fn` must be
- * synchronous (tfjs kernels are): nothing else can run while Math.random is replaced.
- */
-export function withSeededMathRandom<T>(seed: number, fn: () => T): T {
-  const original = Math.random;
-  const rng = new Rng(seed);
-  Math.random = () => rng.next();
-  try {
-    return fn();
-  } finally {
-    Math.random = original;
-  }
-}

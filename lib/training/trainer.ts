@@ -18,7 +18,7 @@ import { Batch, BatchLoader, BatchRecipe, InlineLoader, openSource, SampleSource
 import { alignsCorners, evaluate } from './evaluate';
 import { LabelBatch, LossGeometry, mscLoss, segmentationLoss } from './loss';
 import { OptimParam, paramRule, polyLr, SgdMomentum } from './optimizer';
-import { mix32, STREAM, withSeededMathRandom } from './rng';
+import { Rng, STREAM } from './rng';
 import { WorkerLoader } from './worker-loader';
 
 export interface StepResult {
@@ -267,11 +267,12 @@ export class Trainer {
         const w0 = performance.now();
         const batch = await loader.next();
         waitMs += performance.now() - w0;
-        const ctx: Ctx = { training: true, freezeBN: c.freezeBN, statUpdates: [] };
         const seq = this.iteration * c.iterSize + sub;
+        const dropout = Rng.at(c.seed, STREAM.dropout, seq);
+        const ctx: Ctx = { training: true, freezeBN: c.freezeBN, statUpdates: [], dropoutSeed: () => Math.floor(dropout.next() * 2 ** 32) };
         let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
         try {
-          result = withSeededMathRandom(mix32(c.seed, STREAM.dropout, seq), () => tf.variableGrads(() => this.lossOf(batch, ctx), vars));
+          result = tf.variableGrads(() => this.lossOf(batch, ctx), vars);
         } catch (err) {
           if (!isWasmMemoryError(err) || tf.getBackend() !== 'wasm') throw err;
           throw new Error(`the WebAssembly backend ran out of memory (its heap is limited to 4 GB) training ${c.batchSize} image(s) of ` +

@@ -20,7 +20,7 @@ import { normalizeTrainConfig } from '../../lib/training/config';
 import { InlineLoader, makeBatch, openSource, SampleOrder } from '../../lib/training/data';
 import { crossEntropy, maxFusion, mscLoss, mscSize, resizeLabelsNearest, segmentationLoss } from '../../lib/training/loss';
 import { paramRule, polyLr, SgdMomentum } from '../../lib/training/optimizer';
-import { mix32, Rng, withSeededMathRandom } from '../../lib/training/rng';
+import { mix32, Rng } from '../../lib/training/rng';
 import { Trainer } from '../../lib/training/trainer';
 import { crfGridSearch, PAPER_CRF_GRID } from '../../lib/training/crf-search';
 import { syntheticScores } from '../../lib/crf/synthetic';
@@ -31,6 +31,7 @@ import { WorkerLoader } from '../../lib/training/worker-loader';
 import { trainSetupFromProps } from '../../lib/training/node-config';
 import { normalizeModelConfig } from '../../lib/models/config';
 import { tfReady } from '../helpers/tf-setup';
+import { dropout } from '../../lib/models/layers';
 
 const near = (a: number, b: number, tol = 1e-6, what = '') => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} != ${b} (tolerance ${tol})`);
 const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'deeplab-train-'));
@@ -257,11 +258,24 @@ describe('lib/training: building blocks', () => {
         /the mask of odd holds class 5 at pixel \(3, 0\), but the model has 3 classes/);
     });
 
-    it('Math.random is seeded only inside withSeededMathRandom', () => {
-      const a = withSeededMathRandom(7, () => [Math.random(), Math.random()]);
-      const b = withSeededMathRandom(7, () => [Math.random(), Math.random()]);
-      assert.deepEqual(a, b);
-      assert.notEqual(Math.random(), a[1]);
+    it('dropout masks follow the seeds in the forward context, one per layer', () => {
+      const x = tf.ones([1, 8, 8, 4]) as tf.Tensor4D;
+      const masks = (seed: number) => {
+        const r = new Rng(seed);
+        const ctx = { training: true, freezeBN: true, dropoutSeed: () => Math.floor(r.next() * 2 ** 32) };
+        return [dropout(x, 0.5, ctx), dropout(x, 0.5, ctx)].map((t) => {
+          const v = [...t.dataSync()];
+          t.dispose();
+          return v;
+        });
+      };
+      const [a1, a2] = masks(7);
+      const [b1, b2] = masks(7);
+      assert.deepEqual(a1, b1);
+      assert.deepEqual(a2, b2);
+      assert.notDeepEqual(a1, a2, 'each dropout layer draws its own mask');
+      assert.notDeepEqual(masks(8)[0], a1);
+      x.dispose();
     });
   });
 
