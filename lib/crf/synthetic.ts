@@ -6,17 +6,9 @@
  */
 import { LabelMap, ScoreMap } from '../contract';
 import { resizeScoreMap } from '../ops/score-map';
+import { seededRandom } from '../runtime/random';
 
-/** Seeded PRNG (mulberry32): same seed, same sequence on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** Standard normal samples from a uniform source (Box-Muller). */
 export function gaussianSource(rand: () => number): () => number {

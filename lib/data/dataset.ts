@@ -12,6 +12,7 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { ContractError, LabelMap } from '../contract';
 import { decodeLabelImage } from './labels';
+import { seededRandom as seededUniform } from '../runtime/random';
 
 /** A path outside the configured root (by '..', an absolute path or a symbolic link). */
 export class PathSafetyError extends ContractError {
@@ -178,16 +179,9 @@ export async function listDataset(root: string, dir: string, opts: ListOptions =
   return { layout, dir: base, samples, missingMasks, missingImages };
 }
 
-/** mulberry32: a small, well-mixed 32-bit generator; the same seed gives the same order everywhere. */
+/** The shuffle's generator: the shared mulberry32 on a mixed seed (so seed 0 is not the zero state). */
 export function seededRandom(seed: number): () => number {
-  let a = (Math.floor(seed) >>> 0) ^ 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededUniform((Math.floor(seed) >>> 0) ^ 0x9e3779b9);
 }
 
 /** Fisher-Yates shuffle of a copy with a seeded generator. */

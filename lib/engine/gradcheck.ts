@@ -9,6 +9,7 @@
  * one float32 actually represents (fround(x + h) - fround(x - h)).
  */
 import * as tf from '@tensorflow/tfjs';
+import { seededRandom } from '../runtime/random';
 
 export interface GradCheckOptions {
   /** Step h. Default 1e-2: float32 rounding noise grows as 1/h, truncation as h^2. */
@@ -41,17 +42,7 @@ export interface GradCheckResult {
   inputs: InputGradCheck[];
 }
 
-/** Small deterministic PRNG (mulberry32), uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** Seeded uniform values in [lo, hi) as a float32 tensor. */
 export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {

@@ -5,57 +5,8 @@
  * how many samples it has consumed, so a resume continues exactly where the run stopped.
  */
 
-/** A 32-bit avalanche mix of several integers (murmur3's finaliser applied in a chain). */
-export function mix32(...values: number[]): number {
-  let h = 0x811c9dc5;
-  for (const v of values) {
-    h = Math.imul(h ^ (v >>> 0), 0x01000193) >>> 0;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b) >>> 0;
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35) >>> 0;
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
-}
-
-/** mulberry32 stream with an inspectable, restorable 32-bit state. */
-export class Rng {
-  constructor(public state: number) {
-    this.state = state >>> 0;
-  }
-
-  /** A stream for a position: `Rng.at(seed, purpose, k)`. */
-  static at(...key: number[]): Rng {
-    return new Rng(mix32(...key));
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** Uniform in [lo, hi). */
-  uniform(lo: number, hi: number): number {
-    return lo + (hi - lo) * this.next();
-  }
-
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.min(n - 1, Math.floor(this.next() * n));
-  }
-
-  /** Standard normal (Box-Muller, one value per call). */
-  normal(): number {
-    const u = Math.max(this.next(), 1e-12);
-    const v = this.next();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  }
-}
+export { mix32, Rng } from '../runtime/random';
+import { Rng } from '../runtime/random';
 
 /** Purposes, so streams for different things never coincide. */
 export const STREAM = {
