@@ -75,7 +75,9 @@ async function doInstall(): Promise<string> {
   fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', private: true, version: '0.0.1' }, null, 2));
   // --prefer-offline: the dependencies come from npm's cache (filled by `npm ci`), the registry only when missing.
   await sh(NPM, ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], userDir);
-  fs.writeFileSync(path.join(userDir, 'settings.js'), `module.exports = {
+  // (the global comment: the project's lint also walks test-output/)
+  fs.writeFileSync(path.join(userDir, 'settings.js'), `/* global module */
+module.exports = {
   uiHost: '127.0.0.1',
   flowFile: 'flows.json',
   credentialSecret: false,

@@ -9,13 +9,28 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { decodeLabelImage } from '../../lib/data/labels';
 import { CLASS_PRESETS } from '../../lib/data/palette';
-import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, PKG_NAME, readFlow, ROOT, waitFor } from './harness';
+import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, OUT, PKG_NAME, readFlow, ROOT, waitFor } from './harness';
 
 const example = (prefix: string) => {
   const f = exampleFiles().find((p) => path.basename(p).startsWith(prefix));
   if (!f) throw new Error(`no example ${prefix}-*.json in examples/`);
   return readFlow(f);
 };
+
+/** Plays ffmpeg's part: records its arguments, writes a JPEG three times on stdout in 1000-byte pieces, waits to be killed. */
+const FAKE_FFMPEG = `#!/usr/bin/env node
+const fs = require('fs');
+fs.writeFileSync(process.env.FAKE_FFMPEG_ARGS, JSON.stringify(process.argv.slice(2)));
+const jpeg = fs.readFileSync(process.env.FAKE_FFMPEG_JPEG);
+const all = Buffer.concat([jpeg, jpeg, jpeg]);
+let at = 0;
+const timer = setInterval(() => {
+  if (at >= all.length) { clearInterval(timer); return; }
+  process.stdout.write(all.subarray(at, at + 1000));
+  at += 1000;
+}, 2);
+setInterval(() => {}, 1000);
+`;
 
 function node(flow: { id: string }[], id: string): Record<string, unknown> {
   const n = flow.find((x) => x.id === id);
@@ -37,7 +52,11 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
   before(async function () {
     this.timeout(300_000);
     userDir = await installPackage();
-    red = new NodeRed(userDir, await freePort());
+    // A stand-in for ffmpeg on the PATH (example 2's camera path; ffmpeg itself is optional).
+    const bin = path.join(OUT, 'fake-bin');
+    fs.mkdirSync(bin, { recursive: true });
+    fs.writeFileSync(path.join(bin, 'ffmpeg'), FAKE_FFMPEG, { mode: 0o755 });
+    red = new NodeRed(userDir, await freePort(), { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, FAKE_FFMPEG_ARGS: path.join(OUT, 'ffmpeg-args.json'), FAKE_FFMPEG_JPEG: path.join(ROOT, 'examples', 'images', 'vainf_294.jpg') });
     await red.start();
   });
 
@@ -122,6 +141,18 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
       return /q 0/.test(s) && m ? Number(m[1]) : undefined;
     }, 60_000);
     assert.ok(shown >= 1 && shown <= 8, `frames shown: ${shown}`);
+  });
+
+  it('example 2: frames pulled by ffmpeg through the exec node are cut at the JPEG markers and segmented', async () => {
+    // Example 2 is still deployed; the stand-in writes 3 JPEGs back to back in odd-sized chunks, then waits.
+    const shownBefore = Number(/frame (\d+)/.exec(red.lastStatus('ex2-keep')?.text ?? '')?.[1] ?? 0);
+    await red.inject('ex2-start');
+    const args = await waitFor('ffmpeg to start', () => fs.existsSync(path.join(OUT, 'ffmpeg-args.json')) && (JSON.parse(fs.readFileSync(path.join(OUT, 'ffmpeg-args.json'), 'utf8')) as string[]), 10_000);
+    // The command line from the tab variables: RTSP over TCP, 2 frames a second, JPEGs on stdout.
+    assert.deepEqual(args, ['-hide_banner', '-loglevel', 'error', '-rtsp_transport', 'tcp', '-i', 'rtsp://192.168.1.10:554/stream1', '-vf', 'fps=2', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '5', '-']);
+    await waitFor('a frame from ffmpeg segmented', () => Number(/frame (\d+)/.exec(red.lastStatus('ex2-keep')?.text ?? '')?.[1] ?? 0) > shownBefore, 60_000, 200);
+    await red.inject('ex2-stop');
+    await waitFor('ffmpeg to be stopped', () => red.lastStatus('ex2-ffmpeg')?.text === 'killed', 10_000);
   });
 
   it('example 3: the dataset evaluated with and without the dense CRF, reports written', async () => {
