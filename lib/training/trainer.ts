@@ -402,6 +402,12 @@ export class Trainer {
       const info = await this.checkpoint(reason);
       await ev.onCheckpoint?.(info);
     };
+    if (this.resumedFrom && this.iteration >= c.maxIter && c.checkpointDir && c.publish) {
+      // Nothing left to train, but the weights still go to the running models (after a
+      // Node-RED restart the cache holds fresh, untrained ones).
+      const saved = await serialize(this.model, c.model.preprocessing, { classNames: c.model.classNames, meta: { iteration: this.iteration, maxIter: c.maxIter } });
+      await ev.onCheckpoint?.({ iteration: this.iteration, dir: this.resumedFrom, publishedDir: writePublished(c.checkpointDir, saved), reason: 'final' });
+    }
     while (this.iteration < c.maxIter) {
       await control.waitWhilePaused?.();
       if (control.stopRequested) break;

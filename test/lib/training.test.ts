@@ -21,7 +21,8 @@ import { InlineLoader, makeBatch, openSource, SampleOrder } from '../../lib/trai
 import { crossEntropy, maxFusion, mscLoss, mscSize, resizeLabelsNearest, segmentationLoss } from '../../lib/training/loss';
 import { paramRule, polyLr, SgdMomentum } from '../../lib/training/optimizer';
 import { mix32, Rng } from '../../lib/training/rng';
-import { Trainer } from '../../lib/training/trainer';
+import { CheckpointInfo, Trainer } from '../../lib/training/trainer';
+import { readSavedDir } from '../../lib/weights/format';
 import { crfGridSearch, PAPER_CRF_GRID } from '../../lib/training/crf-search';
 import { syntheticScores } from '../../lib/crf/synthetic';
 import { denseCrf } from '../../lib/crf/dense-crf';
@@ -343,6 +344,36 @@ describe('lib/training: building blocks', () => {
         assert.equal(ck.saved.manifest.meta?.iteration, 1);
         const other = normalizeTrainConfig({ ...cfg, model: { spec: { ...spec, classes: 4 } } });
         await assert.rejects(Trainer.create(other), /different network/);
+      } finally {
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    });
+
+    it('resuming a finished run trains nothing but publishes its weights again', async () => {
+      const root = tmpDir();
+      try {
+        const cfg = normalizeTrainConfig({
+          model: { spec }, train: { kind: 'synthetic', count: 4, options: { width: 17, height: 17, classes: 3 } },
+          cropSize: 17, batchSize: 2, iterSize: 1, maxIter: 2, lr: 0.01, checkpointDir: root, dataWorker: false,
+        });
+        const first = await Trainer.create(cfg);
+        const done: CheckpointInfo[] = [];
+        assert.equal(await first.run({ stopRequested: false }, { onCheckpoint: async (c) => void done.push(c) }), 'finished');
+        first.dispose();
+        fs.rmSync(path.join(root, 'published'), { recursive: true, force: true });
+        const again = await Trainer.create(cfg);
+        const events: CheckpointInfo[] = [];
+        let steps = 0;
+        assert.equal(await again.run({ stopRequested: false }, { onCheckpoint: async (c) => void events.push(c), onProgress: () => steps++ }), 'finished');
+        again.dispose();
+        assert.equal(steps, 0);
+        assert.equal(events.length, 1);
+        assert.equal(events[0].iteration, 2);
+        assert.ok(events[0].publishedDir && fs.existsSync(path.join(events[0].publishedDir, 'deeplab.json')));
+        // The republished weights are the finished run's.
+        const a = readCheckpoint(done[done.length - 1].dir).saved.data;
+        const b = readSavedDir(events[0].publishedDir!).data;
+        assert.deepEqual(Buffer.from(b.buffer, b.byteOffset, b.byteLength), Buffer.from(a.buffer, a.byteOffset, a.byteLength));
       } finally {
         fs.rmSync(root, { recursive: true, force: true });
       }
