@@ -3,7 +3,12 @@
  * to Catch nodes, message properties by path, and config values with defaults (flows written
  * by hand or by older versions may omit any property).
  */
+import * as path from 'path';
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
+
+// The example flows find their sample pictures through this variable (`env.get` in function
+// nodes); where Node-RED was not started by `npm start`, it points at this package's own folder.
+if (!process.env.DEEPLAB_EXAMPLES_DIR) process.env.DEEPLAB_EXAMPLES_DIR = path.join(__dirname, '..', '..', '..', 'examples');
 
 export type Msg = NodeMessageInFlow & Record<string, unknown>;
 export type Send = (msg: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void;

@@ -281,4 +281,9 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     // none: the 40-pixel image itself (stride 4 -> 10 cells); valid (the default): 129 pixels -> 33 cells.
     assert.deepEqual(sizes, { a: 10, b: 10, c: 33 });
   });
+
+  it('points DEEPLAB_EXAMPLES_DIR at the package\'s examples when Node-RED loads the nodes', () => {
+    const dir = process.env.DEEPLAB_EXAMPLES_DIR;
+    assert.ok(dir && fs.existsSync(path.join(dir, 'images', 'vainf_000.jpg')), String(dir));
+  });
 });
