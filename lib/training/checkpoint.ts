@@ -14,7 +14,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { MANIFEST_FILE, readSavedDir, SavedWeights, WEIGHTS_FILE, writeFileAtomic, writeSaved } from '../weights/format';
+import { MANIFEST_FILE, readSavedDir, SavedWeights, WEIGHTS_FILE, writeFileAtomic, writeFlushed, writeSaved } from '../weights/format';
 import { TrainConfig } from './config';
 import { OptimizerState } from './optimizer';
 
@@ -70,16 +70,6 @@ export interface WriteHooks {
 
 export function checkpointName(iteration: number): string {
   return `ckpt-${String(iteration).padStart(8, '0')}`;
-}
-
-function writeFlushed(file: string, data: string | Uint8Array): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 function fsyncDir(dir: string): void {

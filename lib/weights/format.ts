@@ -54,15 +54,20 @@ export async function serialize(model: DeepLab, preprocessing: Preprocessing, ex
   return { manifest: { format: FORMAT_NAME, version: FORMAT_VERSION, spec: model.spec, preprocessing, ...extra, weights: entries }, data };
 }
 
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
+/** Writes a file and flushes it to disk before returning. */
+export function writeFlushed(file: string, data: string | Uint8Array): void {
+  const fd = fs.openSync(file, 'w');
   try {
     fs.writeFileSync(fd, data);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  writeFlushed(tmp, data);
   fs.renameSync(tmp, file);
 }
 
