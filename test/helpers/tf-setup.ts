@@ -6,3 +6,17 @@ export function tfReady(): Promise<string> {
   if (!ready) ready = initBackend();
   return ready;
 }
+
+/** Mocha hooks for a suite that must run on one backend: switches before, restores after. */
+export function onBackend(name: string): void {
+  let previous: string;
+  before(async () => {
+    const tf = await import('@tensorflow/tfjs');
+    previous = tf.getBackend();
+    await initBackend(name);
+  });
+  after(async () => {
+    const tf = await import('@tensorflow/tfjs');
+    if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
+  });
+}

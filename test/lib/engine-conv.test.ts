@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../lib/engine/backend';
+import { onBackend } from '../helpers/tf-setup';
 import { conv2d, depthwiseConv2d, ConvOptions, Padding4 } from '../../lib/engine/conv';
 import { assertGradients, randomTensor } from '../../lib/engine/gradcheck';
 
@@ -31,14 +31,7 @@ const CASES: Case[] = [
 ];
 
 describe('lib/engine/conv: trainable atrous convolution', () => {
-  let previous: string;
-  before(async () => {
-    previous = tf.getBackend();
-    await initBackend('wasm');
-  });
-  after(async () => {
-    if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
-  });
+  onBackend('wasm');
 
   it("tfjs's own dilated-conv gradients still throw (the reason for the space-to-batch path)", () => {
     const x = randomTensor([1, 5, 5, 1], 1) as tf.Tensor4D;

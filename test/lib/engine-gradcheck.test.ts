@@ -1,17 +1,10 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../lib/engine/backend';
+import { onBackend } from '../helpers/tf-setup';
 import { assertGradients, gradCheck, randomTensor, seededRandom } from '../../lib/engine/gradcheck';
 
 describe('lib/engine/gradcheck: finite-difference gradient checker', () => {
-  let previous: string;
-  before(async () => {
-    previous = tf.getBackend();
-    await initBackend('wasm');
-  });
-  after(async () => {
-    if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
-  });
+  onBackend('wasm');
 
   it('agrees with a hand-derived gradient: L = w * sum(x^2) gives 2 w x', () => {
     const x = tf.tensor1d([0.5, -1.25, 2, 3.5]);

@@ -4,7 +4,7 @@
  */
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../lib/engine/backend';
+import { onBackend } from '../helpers/tf-setup';
 import { registerTrainingKernels } from '../../lib/engine/wasm-grad-kernels';
 import { conv2d, ConvOptions } from '../../lib/engine/conv';
 import { assertGradients, randomTensor, seededRandom } from '../../lib/engine/gradcheck';
@@ -87,16 +87,9 @@ function maskedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor {
 }
 
 describe('lib/engine: gradients of a DeepLab training step on wasm', () => {
-  let previous: string;
-  before(async () => {
-    previous = tf.getBackend();
-    await initBackend('wasm');
-    // The cpu reference needs the same fixed ResizeBilinearGrad / AvgPoolGrad (initBackend('cpu') would register them).
-    registerTrainingKernels('cpu');
-  });
-  after(async () => {
-    if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
-  });
+  onBackend('wasm');
+  // The cpu reference needs the same fixed ResizeBilinearGrad / AvgPoolGrad (initBackend('cpu') would register them).
+  before(() => registerTrainingKernels('cpu'));
 
   it('batch norm with batch moments (training mode)', () => check('batchNorm',
     (x, gamma, beta) => {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../lib/engine/backend';
+import { onBackend } from '../helpers/tf-setup';
 import {
   registerTrainingKernels, registerWasmGradKernels, replacedKernels, trainingKernelsRegistered, TRAINING_KERNELS,
 } from '../../lib/engine/wasm-grad-kernels';
@@ -96,14 +96,7 @@ const PADS: Array<[string, Pad]> = [
 ];
 
 describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', function () {
-  let previous: string;
-  before(async () => {
-    previous = tf.getBackend();
-    await initBackend('wasm');
-  });
-  after(async () => {
-    if (previous && previous !== tf.getBackend()) await tf.setBackend(previous);
-  });
+  onBackend('wasm');
 
   it('are registered by initBackend, idempotently, replacing only the slow or wrong native kernels', async () => {
     assert.ok(trainingKernelsRegistered('wasm'));
