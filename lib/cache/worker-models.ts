@@ -4,10 +4,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { RawImage, ScoreMap } from '../contract';
-import { DeepLab } from '../models/deeplab';
+import { DeepLab, sameNetwork } from '../models/deeplab';
 import { ModelConfig } from '../models/config';
 import { normalize, Preprocessing } from '../models/preprocess';
-import { assignWeights, readSavedDir, readSavedUrl, saveModel, SavedWeights } from '../weights/format';
+import { assignWeights, readSavedDir, readSavedUrl, saveModel } from '../weights/format';
+import { readWeights } from '../weights/load';
 import { registerTasks } from '../worker/tasks';
 import { transferablesOf } from '../worker/protocol';
 import { InferPlan, planInference } from './inference-plan';
@@ -31,17 +32,11 @@ export interface LoadResult {
   loadMs: number;
 }
 
-async function readWeights(c: ModelConfig): Promise<SavedWeights | undefined> {
-  if (c.weights.source === 'dir') return readSavedDir(c.weights.path);
-  if (c.weights.source === 'url') return readSavedUrl(c.weights.url);
-  return undefined;
-}
-
 export async function loadModel(key: string, config: ModelConfig): Promise<LoadResult> {
   const t0 = Date.now();
   const existing = models.get(key);
   if (!existing) {
-    const saved = await readWeights(config);
+    const saved = await readWeights(config.weights);
     // A saved model carries its own spec and preprocessing: they win over the config's.
     const model = new DeepLab(saved ? saved.manifest.spec : config.spec);
     try {
@@ -129,9 +124,7 @@ export function releaseModel(key: string): boolean {
 export async function swapWeights(key: string, source: { dir?: string; url?: string }): Promise<{ params: number }> {
   const m = get(key);
   const saved = source.dir ? readSavedDir(source.dir) : await readSavedUrl(source.url!);
-  const a = JSON.stringify({ ...saved.manifest.spec, seed: 0 });
-  const b = JSON.stringify({ ...m.model.spec, seed: 0 });
-  if (a !== b) throw new Error('the checkpoint was trained for another network (spec differs): it cannot be swapped into this model');
+  if (!sameNetwork(saved.manifest.spec, m.model.spec)) throw new Error('the checkpoint was trained for another network (spec differs): it cannot be swapped into this model');
   assignWeights(m.model, saved);
   return { params: m.model.paramCount() };
 }

@@ -71,6 +71,11 @@ export function normalizeSpec(partial: Partial<ModelSpec> & { variant?: Variant 
   };
 }
 
+/** Two specs build the same network (same parameters and arithmetic); the initialisation seed does not count. */
+export function sameNetwork(a: ModelSpec, b: ModelSpec): boolean {
+  return JSON.stringify({ ...a, seed: 0 }) === JSON.stringify({ ...b, seed: 0 });
+}
+
 /** ASPP rates: 6/12/18 at OS16, doubled at OS8; torchvision uses 12/24/36. */
 function asppRates(spec: ModelSpec): number[] {
   if (spec.layout === 'torchvision') return [12, 24, 36];

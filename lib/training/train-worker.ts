@@ -6,14 +6,15 @@
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend } from '../engine/backend';
 import { DeepLab } from '../models/deeplab';
-import { readSavedDir, readSavedUrl } from '../weights/format';
+import { assignWeights } from '../weights/format';
+import { readWeights } from '../weights/load';
 import { findLatestCheckpoint } from './checkpoint';
 import { TrainConfig } from './config';
 import { crfGridSearch, CrfCase, PAPER_CRF_GRID } from './crf-search';
 import { openSource } from './data';
 import { predictProbs } from './evaluate';
 import { CrfRequest, FromWorker, ResumeMode, ToWorker } from './protocol';
-import { assignMatching, isWasmMemoryError, RunControl, Trainer } from './trainer';
+import { isWasmMemoryError, RunControl, Trainer } from './trainer';
 
 const port = parentPort;
 if (!port) throw new Error('train-worker must run in a worker thread');
@@ -82,10 +83,9 @@ async function modelFor(config: TrainConfig): Promise<{ model: DeepLab; owned: b
   const model = new DeepLab(config.model.spec);
   try {
     const ck = config.checkpointDir ? findLatestCheckpoint(config.checkpointDir) : undefined;
-    const w = config.model.weights;
-    const saved = ck ? ck.saved : w.source === 'dir' ? readSavedDir(w.path) : w.source === 'url' ? await readSavedUrl(w.url) : undefined;
+    const saved = ck ? ck.saved : await readWeights(config.model.weights);
     if (!saved) throw new Error('the CRF search needs a trained model: train first, or set a checkpoint folder or weights');
-    assignMatching(model, saved);
+    assignWeights(model, saved, { partial: true });
     return { model, owned: true };
   } catch (err) {
     model.dispose();

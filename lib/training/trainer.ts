@@ -6,10 +6,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { padValueFor } from '../data/augment';
 import { MetricsReport } from '../metrics/confusion';
-import { DeepLab } from '../models/deeplab';
+import { DeepLab, sameNetwork } from '../models/deeplab';
 import { Ctx } from '../models/layers';
 import { normalize } from '../models/preprocess';
-import { readSavedDir, readSavedUrl, SavedWeights, serialize } from '../weights/format';
+import { assignWeights, SavedWeights, serialize } from '../weights/format';
+import { readWeights } from '../weights/load';
 import {
   clearCheckpoints, EvalRecord, findLatestCheckpoint, LoadedCheckpoint, writeCheckpoint, writePublished, WriteHooks,
 } from './checkpoint';
@@ -74,23 +75,6 @@ export interface CreateOptions {
   initialWeights?: SavedWeights;
 }
 
-/** Copies saved tensors whose name and shape match; returns what was skipped (fine-tuning to new classes). */
-export function assignMatching(model: DeepLab, saved: SavedWeights): { loaded: number; skipped: string[] } {
-  const byName = new Map(saved.manifest.weights.map((w) => [w.name, w]));
-  const skipped: string[] = [];
-  let loaded = 0;
-  for (const [name, v] of model.store.all()) {
-    const w = byName.get(name);
-    if (!w || w.shape.join('x') !== v.shape.join('x')) {
-      skipped.push(name);
-      continue;
-    }
-    tf.tidy(() => v.assign(tf.tensor(saved.data.subarray(w.offset, w.offset + v.size), v.shape, 'float32')));
-    loaded++;
-  }
-  return { loaded, skipped };
-}
-
 /** Errors of the WebAssembly runtime that mean its memory is exhausted (its heap is at most 4 GB). */
 export function isWasmMemoryError(err: unknown): boolean {
   const m = err instanceof Error ? `${err.name} ${err.message}` : String(err);
@@ -103,8 +87,6 @@ function storableConfig(c: TrainConfig): TrainConfig {
     d && d.kind === 'memory' ? ({ kind: 'memory', samples: [], count: d.samples.length } as unknown as DataSpec) : d;
   return { ...c, train: strip(c.train)!, val: strip(c.val) };
 }
-
-const sameNetwork = (a: DeepLab['spec'], b: DeepLab['spec']) => JSON.stringify({ ...a, seed: 0 }) === JSON.stringify({ ...b, seed: 0 });
 
 export class Trainer {
   iteration = 0;
@@ -160,9 +142,9 @@ export class Trainer {
       trainer = new Trainer(config, model, o.hooks ?? {});
       if (ckpt) trainer.restore(ckpt);
       else {
-        const init = o.initialWeights ?? await Trainer.readInitialWeights(config);
+        const init = o.initialWeights ?? await readWeights(config.model.weights);
         if (init) {
-          const { loaded, skipped } = assignMatching(model, init);
+          const { loaded, skipped } = assignWeights(model, init, { partial: true });
           if (loaded === 0) throw new Error('the initial weights share no parameter (name and shape) with this network');
           if (skipped.length) trainer.notes.push(`initial weights: ${skipped.length} parameter(s) left at their initialisation (${skipped.slice(0, 3).join(', ')}${skipped.length > 3 ? ', ...' : ''})`);
         }
@@ -176,15 +158,8 @@ export class Trainer {
     }
   }
 
-  private static async readInitialWeights(c: TrainConfig): Promise<SavedWeights | undefined> {
-    const w = c.model.weights;
-    if (w.source === 'dir') return readSavedDir(w.path);
-    if (w.source === 'url') return readSavedUrl(w.url);
-    return undefined;
-  }
-
   private restore(ck: LoadedCheckpoint): void {
-    assignMatching(this.model, ck.saved);
+    assignWeights(this.model, ck.saved, { partial: true });
     this.optimizer.importState(ck.optimizer);
     const s = ck.state;
     this.iteration = s.iteration;

@@ -127,19 +127,34 @@ export async function readSavedUrl(url: string, timeoutMs = 60_000): Promise<Sav
   return { manifest, data: toFloat32(buf, weightsUrl, manifest) };
 }
 
-/** Copies saved values into the model's variables, by name; shapes must agree. */
-export function assignWeights(model: DeepLab, saved: SavedWeights): void {
+/** What an assignment did: tensors copied, and the network's parameters left as they were. */
+export interface AssignResult {
+  loaded: number;
+  skipped: string[];
+}
+
+/**
+ * Copies saved values into the model's variables by name. Strict (the default): every
+ * parameter must be present with its shape. Partial (fine-tuning to other classes, initialising
+ * from a backbone): parameters missing or of another shape keep their values and are reported.
+ */
+export function assignWeights(model: DeepLab, saved: SavedWeights, opts: { partial?: boolean } = {}): AssignResult {
   const byName = new Map(saved.manifest.weights.map((w) => [w.name, w]));
-  const missing: string[] = [];
+  const skipped: string[] = [];
+  let loaded = 0;
   for (const [name, v] of model.store.all()) {
     const w = byName.get(name);
-    if (!w) {
-      missing.push(name);
+    const sameShape = w !== undefined && w.shape.join('x') === v.shape.join('x');
+    if (!sameShape) {
+      if (w && !opts.partial) throw new Error(`weight ${name}: saved shape [${w.shape}] does not match the network's [${v.shape}]`);
+      skipped.push(name);
       continue;
     }
-    if (w.shape.join('x') !== v.shape.join('x')) throw new Error(`weight ${name}: saved shape [${w.shape}] does not match the network's [${v.shape}]`);
-    const n = v.size;
-    tf.tidy(() => v.assign(tf.tensor(saved.data.subarray(w.offset, w.offset + n), v.shape, 'float32')));
+    tf.tidy(() => v.assign(tf.tensor(saved.data.subarray(w.offset, w.offset + v.size), v.shape, 'float32')));
+    loaded++;
   }
-  if (missing.length) throw new Error(`saved weights lack ${missing.length} parameters of the network (first: ${missing.slice(0, 3).join(', ')})`);
+  if (skipped.length && !opts.partial) {
+    throw new Error(`saved weights lack ${skipped.length} parameters of the network (first: ${skipped.slice(0, 3).join(', ')})`);
+  }
+  return { loaded, skipped };
 }

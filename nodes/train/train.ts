@@ -6,6 +6,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
 import { getModelCache } from '../../lib/cache/model-cache';
 import { ModelConfig } from '../../lib/models/config';
+import { sameNetwork } from '../../lib/models/deeplab';
 import { TrainingController, TrainingStatus } from '../../lib/training/controller';
 import { TrainConfig } from '../../lib/training/config';
 import { trainSetupFromProps, TrainProps, TrainSetup } from '../../lib/training/node-config';
@@ -50,8 +51,7 @@ function duration(s: number | undefined): string {
   return `${(s / 3600).toFixed(1)}h`;
 }
 
-const sameNetwork = (a: ModelConfig, b: ModelConfig) =>
-  JSON.stringify({ ...a.spec, seed: 0 }) === JSON.stringify({ ...b.spec, seed: 0 }) && a.preprocessing === b.preprocessing;
+const sameModel = (a: ModelConfig, b: ModelConfig) => sameNetwork(a.spec, b.spec) && a.preprocessing === b.preprocessing;
 
 export = function register(RED: NodeAPI): void {
   function TrainNode(this: Node, def: NodeDef & TrainNodeProps) {
@@ -78,7 +78,7 @@ export = function register(RED: NodeAPI): void {
       backend: modelNode?.modelConfig?.backend,
       publish: async (dir: string, config: TrainConfig) => {
         // Every cached model with this network takes the new weights (deeplab-infer nodes included).
-        return getModelCache().publish({ dir }, (c) => sameNetwork(c, config.model));
+        return getModelCache().publish({ dir }, (c) => sameModel(c, config.model));
       },
     });
 
