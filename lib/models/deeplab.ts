@@ -14,14 +14,18 @@ import { ParamStore } from './params';
 
 export type Variant = 'v1' | 'v2' | 'v3' | 'v3plus';
 export type BackboneName = 'vgg16' | 'resnet50' | 'resnet101' | 'mobilenetv2' | 'xception65';
-export type HeadLayout = 'paper' | 'torchvision';
+export type HeadLayout = 'paper' | 'torchvision' | 'jfzhang95';
 
 export interface ModelSpec {
   variant: Variant;
   backbone: BackboneName;
   classes: number;
   outputStride: 8 | 16;
-  /** v3 only: the paper's head or torchvision's (rates 12/24/36, extra 3x3 conv, dropout). */
+  /**
+   * Whose arithmetic where implementations differ: v3's paper head or torchvision's (rates 12/24/36,
+   * extra 3x3 conv, dropout); for v3+ MobileNetV2, jfzhang95's (each block zero-pads its input before
+   * the expansion conv, so the depthwise conv sees the expansion of zeros at the border).
+   */
   layout: HeadLayout;
   /** torchvision layout: the auxiliary FCN head on layer3 (used by training). */
   aux: boolean;
@@ -55,6 +59,7 @@ export function normalizeSpec(partial: Partial<ModelSpec> & { variant?: Variant 
   if ((variant === 'v1' || variant === 'v2') && outputStride !== 8) throw new Error(`DeepLab ${variant} has output stride 8`);
   const layout = partial.layout ?? 'paper';
   if (layout === 'torchvision' && variant !== 'v3') throw new Error('the torchvision layout exists for v3 only');
+  if (layout === 'jfzhang95' && !(variant === 'v3plus' && backbone === 'mobilenetv2')) throw new Error('the jfzhang95 layout exists for v3+ MobileNetV2 only');
   const width = partial.width ?? 1;
   if (!(width > 0 && width <= 4)) throw new Error(`width multiplier must be in (0, 4], got ${width}`);
   return {
@@ -84,7 +89,7 @@ function asppRates(spec: ModelSpec): number[] {
 
 function buildBackbone(store: ParamStore, spec: ModelSpec): Backbone {
   if (spec.backbone === 'vgg16') return new Vgg16Dilated(store, spec.width);
-  if (spec.backbone === 'mobilenetv2') return new MobileNetV2(store, spec.outputStride, spec.width);
+  if (spec.backbone === 'mobilenetv2') return new MobileNetV2(store, spec.outputStride, spec.width, spec.layout === 'jfzhang95');
   if (spec.backbone === 'xception65') return new Xception65(store, spec.outputStride, spec.width, spec.blocks ? spec.blocks[2] : 16);
   const layout: ResNetLayout = spec.variant === 'v2' ? 'caffe' : spec.layout === 'torchvision' ? 'torchvision' : 'paper';
   return new ResNet(store, {

@@ -58,13 +58,15 @@ export class Conv {
 
 export class DepthwiseConv {
   readonly kernel: tf.Variable;
-  constructor(store: ParamStore, readonly name: string, k: number, channels: number, private stride = 1, private dilation = 1) {
+  /** `padded` false: the caller has padded the input already (valid convolution). */
+  constructor(store: ParamStore, readonly name: string, k: number, channels: number, private stride = 1, private dilation = 1, private readonly padded = true) {
     this.kernel = store.weight(`${name}.weight`, [k, k, channels, 1], { kind: 'he', fanIn: k * k });
   }
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     const k = this.kernel.shape[0];
-    return depthwiseConv2d(x, this.kernel as tf.Tensor4D, { stride: this.stride, dilation: this.dilation, pad: padFor(k, this.dilation), training: ctx.training });
+    const pad = this.padded ? padFor(k, this.dilation) : [[0, 0], [0, 0]] as [[number, number], [number, number]];
+    return depthwiseConv2d(x, this.kernel as tf.Tensor4D, { stride: this.stride, dilation: this.dilation, pad, training: ctx.training });
   }
 }
 
@@ -124,8 +126,8 @@ export class ConvBN {
 export class DepthwiseBN {
   readonly conv: DepthwiseConv;
   readonly bn: BatchNorm;
-  constructor(store: ParamStore, name: string, k: number, channels: number, stride: number, dilation: number, private readonly act: Activation = 'relu6') {
-    this.conv = new DepthwiseConv(store, `${name}.conv`, k, channels, stride, dilation);
+  constructor(store: ParamStore, name: string, k: number, channels: number, stride: number, dilation: number, private readonly act: Activation = 'relu6', padded = true) {
+    this.conv = new DepthwiseConv(store, `${name}.conv`, k, channels, stride, dilation, padded);
     this.bn = new BatchNorm(store, `${name}.bn`, channels);
   }
 

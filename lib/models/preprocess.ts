@@ -23,5 +23,5 @@ export function normalize(rgb: tf.Tensor4D, mode: Preprocessing): tf.Tensor4D {
 /** The default preprocessing of each variant's published weights. */
 export function defaultPreprocessing(variant: string, layout?: string): Preprocessing {
   if (variant === 'v1' || variant === 'v2') return 'caffe-bgr';
-  return layout === 'torchvision' ? 'imagenet' : 'tanh';
+  return layout === 'torchvision' || layout === 'jfzhang95' ? 'imagenet' : 'tanh';
 }

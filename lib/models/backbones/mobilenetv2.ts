@@ -24,17 +24,23 @@ class InvertedResidual {
   private readonly project: ConvBN;
   private readonly residual: boolean;
 
-  constructor(store: ParamStore, name: string, cin: number, cout: number, stride: number, dilation: number, t: number) {
+  /** Zero padding added before the expansion conv instead of before the depthwise conv (jfzhang95). */
+  private readonly padFirst: number;
+
+  constructor(store: ParamStore, name: string, cin: number, cout: number, stride: number, dilation: number, t: number, padBeforeExpand: boolean) {
     const hidden = cin * t;
     if (t !== 1) this.expand = new ConvBN(store, `${name}.expand`, { k: 1, cin, cout: hidden }, 'relu6');
-    this.dw = new DepthwiseBN(store, `${name}.dw`, 3, hidden, stride, dilation);
+    this.padFirst = padBeforeExpand ? dilation : 0;
+    this.dw = new DepthwiseBN(store, `${name}.dw`, 3, hidden, stride, dilation, 'relu6', !padBeforeExpand);
     this.project = new ConvBN(store, `${name}.project`, { k: 1, cin: hidden, cout }, 'none');
     this.residual = stride === 1 && cin === cout;
   }
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     return tf.tidy(() => {
-      let y = this.expand ? this.expand.apply(x, ctx) : x;
+      const p = this.padFirst;
+      let y = p ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x;
+      if (this.expand) y = this.expand.apply(y, ctx);
       y = this.project.apply(this.dw.apply(y, ctx), ctx);
       return this.residual ? tf.add(x, y) : y;
     });
@@ -50,24 +56,29 @@ export class MobileNetV2 implements Backbone {
   readonly midChannels: number;
   readonly outChannels: number;
 
-  constructor(store: ParamStore, outputStride: 8 | 16 = 16, width = 1) {
+  constructor(store: ParamStore, outputStride: 8 | 16 = 16, width = 1, padBeforeExpand = false) {
     const stemC = scaled(32, width, 8);
     this.stem = new ConvBN(store, 'backbone.features.0', { k: 3, cin: 3, cout: stemC, stride: 2 }, 'relu6');
     let cin = stemC;
     let current = 2;
-    let dilation = 1;
+    let rate = 1;
     let lowIndex = -1;
     let lowC = 0;
     let idx = 1;
     for (const [t, c, n, s] of SETTINGS) {
       const cout = scaled(c, width, 8);
+      // Past the output stride a group's stride becomes dilation: the group where that happens keeps
+      // the rate so far and the groups after it multiply it (as the published v3+ MobileNetV2 does).
+      let groupStride = s;
+      let dilation = 1;
+      if (current === outputStride) {
+        groupStride = 1;
+        dilation = rate;
+        rate *= s;
+      } else current *= s;
       for (let i = 0; i < n; i++) {
-        let stride = i === 0 ? s : 1;
-        if (stride > 1 && current >= outputStride) {
-          dilation *= stride;
-          stride = 1;
-        } else current *= stride;
-        this.blocks.push(new InvertedResidual(store, `backbone.features.${idx}`, cin, cout, stride, dilation, t));
+        const stride = i === 0 ? groupStride : 1;
+        this.blocks.push(new InvertedResidual(store, `backbone.features.${idx}`, cin, cout, stride, dilation, t, padBeforeExpand));
         cin = cout;
         if (current === 4) {
           lowIndex = this.blocks.length - 1;
