@@ -8,7 +8,11 @@ import { defaultPreprocessing, Preprocessing, PREPROCESSINGS } from './preproces
 export type WeightsSource =
   | { source: 'random' }
   | { source: 'dir'; path: string }
-  | { source: 'url'; url: string };
+  | { source: 'url'; url: string }
+  /** Another implementation's checkpoint file (PyTorch), converted as it loads. */
+  | { source: 'checkpoint'; path: string; layout?: string; outputStride?: 8 | 16 }
+  /** An entry of the catalogue of published weights, downloaded once into the cache folder. */
+  | { source: 'published'; id: string; cacheDir?: string };
 
 export interface ModelConfig {
   spec: ModelSpec;
@@ -27,6 +31,8 @@ export function normalizeModelConfig(c: Partial<Omit<ModelConfig, 'spec'>> & { s
   const weights = c.weights ?? { source: 'random' };
   if (weights.source === 'dir' && !weights.path) throw new Error('weights from a directory need a path');
   if (weights.source === 'url' && !/^https?:\/\//i.test(weights.url ?? '')) throw new Error(`weights URL must start with http:// or https://, got "${weights.url}"`);
+  if (weights.source === 'checkpoint' && !weights.path) throw new Error('weights from a checkpoint file need its path');
+  if (weights.source === 'published' && !weights.id) throw new Error('published weights need a catalogue id');
   if (c.classNames && c.classNames.length !== spec.classes) {
     throw new Error(`${c.classNames.length} class names given for ${spec.classes} classes`);
   }

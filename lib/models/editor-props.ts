@@ -3,7 +3,9 @@
  * absent (hand-written or older flows): the defaults are the editor's.
  */
 import * as path from 'path';
-import { CLASS_PRESETS, isClassPresetName } from '../data/palette';
+import { CLASS_PRESET_NAMES, CLASS_PRESETS, ClassPresetName, isClassPresetName } from '../data/palette';
+import { findPublished } from '../weights/catalogue';
+import { LAYOUT_NAMES, LayoutName } from '../weights/layouts';
 import { BackboneName, ModelSpec, Variant } from './deeplab';
 import { ModelConfig, normalizeModelConfig, WeightsSource } from './config';
 import { Preprocessing } from './preprocess';
@@ -20,6 +22,13 @@ export interface ModelProps {
   weightsSource?: string;
   weightsPath?: string;
   weightsUrl?: string;
+  /** Catalogue id of published weights (weights source 'published'). */
+  publishedId?: string;
+  /** Folder for downloaded weights; blank: deeplab-weights/ in the Node-RED user directory. */
+  weightsCache?: string;
+  /** PyTorch checkpoint file and the layout its names follow (weights source 'checkpoint'). */
+  checkpointPath?: string;
+  checkpointLayout?: string;
   preprocessing?: string;
   backend?: string;
   seed?: string | number;
@@ -52,8 +61,32 @@ export function classListFromProps(p: ModelProps): string[] {
   return [...CLASS_PRESETS[preset].names];
 }
 
+/**
+ * Published weights decide the network, classes and preprocessing: the editor locks those fields,
+ * and a flow written by hand gets the catalogue's values whatever it says.
+ */
+function publishedConfig(p: ModelProps, baseDir: string): ModelConfig {
+  const id = String(p.publishedId ?? '').trim();
+  if (!id) throw new Error('published weights: choose an entry of the catalogue');
+  const entry = findPublished(id);
+  const cacheDir = blank(p.weightsCache) ? path.join(baseDir, 'deeplab-weights') : path.resolve(baseDir, String(p.weightsCache));
+  return normalizeModelConfig({
+    spec: { ...entry.spec, width: 1, seed: 1 },
+    weights: { source: 'published', id: entry.id, cacheDir },
+    preprocessing: entry.preprocessing,
+    backend: blank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
+    classNames: [...entry.classNames],
+  });
+}
+
+/** The class preset whose names these are (for its colours), if any. */
+export function presetOf(names: readonly string[]): ClassPresetName | undefined {
+  return CLASS_PRESET_NAMES.find((n) => CLASS_PRESETS[n].names.length === names.length && CLASS_PRESETS[n].names.every((x, i) => x === names[i]));
+}
+
 /** `baseDir` resolves a relative weights directory (Node-RED's user directory). */
 export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): ModelConfig {
+  if (p.weightsSource === 'published') return publishedConfig(p, baseDir);
   const names = classListFromProps(p);
   const spec: Partial<ModelSpec> = {
     variant: (blank(p.variant) ? MODEL_DEFAULTS.variant : p.variant) as Variant,
@@ -72,7 +105,12 @@ export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): Mo
     if (!p.weightsPath) throw new Error('weights from a directory: set the directory');
     weights = { source: 'dir', path: path.resolve(baseDir, p.weightsPath) };
   } else if (src === 'url') weights = { source: 'url', url: String(p.weightsUrl ?? '').trim() };
-  else throw new Error(`unknown weights source "${src}": expected random, dir or url`);
+  else if (src === 'checkpoint') {
+    if (!p.checkpointPath) throw new Error('weights from a PyTorch checkpoint: set the file');
+    const layout = blank(p.checkpointLayout) || p.checkpointLayout === 'auto' ? 'auto' : String(p.checkpointLayout);
+    if (layout !== 'auto' && !LAYOUT_NAMES.includes(layout as LayoutName)) throw new Error(`unknown checkpoint layout "${layout}": expected auto or ${LAYOUT_NAMES.join(', ')}`);
+    weights = { source: 'checkpoint', path: path.resolve(baseDir, p.checkpointPath), layout, outputStride: spec.outputStride };
+  } else throw new Error(`unknown weights source "${src}": expected random, dir, url, published or checkpoint`);
   return normalizeModelConfig({
     spec,
     weights,

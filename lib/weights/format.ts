@@ -154,6 +154,9 @@ export function assignWeights(model: DeepLab, saved: SavedWeights, opts: { parti
     loaded++;
   }
   if (skipped.length && !opts.partial) {
+    if (saved.manifest.meta?.partial === 'backbone') {
+      throw new Error(`these weights hold only an ImageNet backbone (${loaded} of ${loaded + skipped.length} parameters): train from them (the train node's initial weights), they cannot segment as they are`);
+    }
     throw new Error(`saved weights lack ${skipped.length} parameters of the network (first: ${skipped.slice(0, 3).join(', ')})`);
   }
   return { loaded, skipped };
