@@ -8,8 +8,6 @@ import { LabelMap, ScoreMap } from '../contract';
 import { resizeScoreMap } from '../ops/score-map';
 import { seededRandom } from '../runtime/random';
 
-export { seededRandom };
-
 /** Standard normal samples from a uniform source (Box-Muller). */
 export function gaussianSource(rand: () => number): () => number {
   let spare: number | null = null;

@@ -6,8 +6,7 @@
  * so the cost is the crop's pixel count whatever the scale.
  */
 import { ContractError, LabelMap, RawImage } from '../contract';
-import { CAFFE_MEAN_RGB, Preprocessing } from '../models/preprocess';
-import { Rng } from '../training/rng';
+import { Rng } from '../runtime/random';
 
 export type RGBf = [number, number, number];
 
@@ -19,7 +18,7 @@ export interface AugmentOptions {
   scaleMin: number;
   scaleMax: number;
   mirror: boolean;
-  /** The value of padded image pixels, RGB 0..255: the preprocessing's mean. */
+  /** The value of padded image pixels, RGB 0..255: the preprocessing's mean (models/preprocess padValueFor). */
   padValue: RGBf;
   /** The value of padded label pixels (default 255, ignored by the loss). */
   ignoreIndex?: number;
@@ -31,13 +30,6 @@ export interface AugmentParams {
   /** Top-left corner of the crop in the scaled and padded image. */
   offsetX: number;
   offsetY: number;
-}
-
-/** RGB (0..255) that each preprocessing maps to zero: the padding colour of crops. */
-export function padValueFor(pre: Preprocessing): RGBf {
-  if (pre === 'caffe-bgr') return [CAFFE_MEAN_RGB[0], CAFFE_MEAN_RGB[1], CAFFE_MEAN_RGB[2]];
-  if (pre === 'imagenet') return [0.485 * 255, 0.456 * 255, 0.406 * 255];
-  return [127.5, 127.5, 127.5];
 }
 
 export function scaledSize(size: number, scale: number): number {

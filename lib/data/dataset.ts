@@ -12,7 +12,7 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { ContractError, LabelMap } from '../contract';
 import { decodeLabelImage } from './labels';
-import { seededRandom as seededUniform } from '../runtime/random';
+import { Rng } from '../runtime/random';
 
 /** A path outside the configured root (by '..', an absolute path or a symbolic link). */
 export class PathSafetyError extends ContractError {
@@ -179,20 +179,12 @@ export async function listDataset(root: string, dir: string, opts: ListOptions =
   return { layout, dir: base, samples, missingMasks, missingImages };
 }
 
-/** The shuffle's generator: the shared mulberry32 on a mixed seed (so seed 0 is not the zero state). */
-export function seededRandom(seed: number): () => number {
-  return seededUniform((Math.floor(seed) >>> 0) ^ 0x9e3779b9);
-}
-
-/** Fisher-Yates shuffle of a copy with a seeded generator. */
+/**
+ * A shuffled copy in the dataset node's seeded order. The seed is mixed with a constant (so seed
+ * 0 is not mulberry32's zero state), which keeps the orders every flow with a seed has had.
+ */
 export function seededShuffle<T>(items: readonly T[], seed: number): T[] {
-  const out = items.slice();
-  const rnd = seededRandom(seed);
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
+  return new Rng((Math.floor(seed) >>> 0) ^ 0x9e3779b9).shuffle(items.slice());
 }
 
 /** Order of a run: optional seeded shuffle, then the first `limit` (0 = all). */

@@ -5,7 +5,7 @@
  * the same on every machine, so a "split" is just a different seed or index range.
  */
 import { LabelMap, RawImage } from '../contract';
-import { Rng, STREAM } from '../training/rng';
+import { Rng, STREAM } from '../runtime/random';
 
 export const SYNTHETIC_CLASS_NAMES = ['background', 'disc', 'square', 'triangle', 'ring', 'cross', 'diamond', 'bar'] as const;
 export const SYNTHETIC_MAX_CLASSES = SYNTHETIC_CLASS_NAMES.length;

@@ -42,8 +42,6 @@ export interface GradCheckResult {
   inputs: InputGradCheck[];
 }
 
-export { seededRandom };
-
 /** Seeded uniform values in [lo, hi) as a float32 tensor. */
 export function randomTensor(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
   const rnd = seededRandom(seed);

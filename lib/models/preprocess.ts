@@ -20,6 +20,13 @@ export function normalize(rgb: tf.Tensor4D, mode: Preprocessing): tf.Tensor4D {
   });
 }
 
+/** RGB (0..255) that each preprocessing maps to zero: the padding colour of training crops. */
+export function padValueFor(pre: Preprocessing): [number, number, number] {
+  if (pre === 'caffe-bgr') return [CAFFE_MEAN_RGB[0], CAFFE_MEAN_RGB[1], CAFFE_MEAN_RGB[2]];
+  if (pre === 'imagenet') return [IMAGENET_MEAN[0] * 255, IMAGENET_MEAN[1] * 255, IMAGENET_MEAN[2] * 255];
+  return [127.5, 127.5, 127.5];
+}
+
 /** The default preprocessing of each variant's published weights. */
 export function defaultPreprocessing(variant: string, layout?: string): Preprocessing {
   if (variant === 'v1' || variant === 'v2') return 'caffe-bgr';

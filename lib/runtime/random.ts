@@ -1,6 +1,13 @@
 /**
- * The project's one seeded generator (mulberry32) and integer mixer. Tests, synthetic data,
- * dataset shuffles and training all draw from it, so a seed means the same thing everywhere.
+ * The project's one source of seeded randomness: a mulberry32 generator (Rng) and an integer
+ * mixer. Tests, synthetic data, dataset shuffles, augmentation and training all draw from it, so
+ * a seed means the same thing everywhere.
+ *
+ * Training draws are counter-based: every random draw is a pure function of the run's seed and a
+ * position (epoch, sample counter, iteration), taken from a stream `Rng.at(seed, STREAM.x, k)`.
+ * Prefetching data ahead of the compute then cannot change the sequence, and the whole "RNG
+ * state" of a run is its seed and how many samples it has consumed, so a resume continues
+ * exactly where the run stopped.
  */
 
 /** A 32-bit avalanche mix of several integers (murmur3's finaliser applied in a chain). */
@@ -15,6 +22,20 @@ export function mix32(...values: number[]): number {
     h ^= h >>> 16;
   }
   return h >>> 0;
+}
+
+/** Purposes of the training streams, so streams for different things never coincide. */
+export const STREAM = {
+  order: 1,
+  augment: 2,
+  dropout: 3,
+  synthetic: 4,
+} as const;
+
+/** Anything indexable and writable: arrays and typed arrays. */
+interface Indexed {
+  length: number;
+  [i: number]: unknown;
 }
 
 /** mulberry32 stream with an inspectable, restorable 32-bit state. */
@@ -52,6 +73,24 @@ export class Rng {
     const u = Math.max(this.next(), 1e-12);
     const v = this.next();
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Fisher-Yates shuffle in place (from the end, one draw per position); returns the list. */
+  shuffle<L extends Indexed>(list: L): L {
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = list[i];
+      list[i] = list[j];
+      list[j] = t;
+    }
+    return list;
+  }
+
+  /** A seeded permutation of 0..n-1. */
+  permutation(n: number): Uint32Array {
+    const p = new Uint32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    return this.shuffle(p);
   }
 }
 

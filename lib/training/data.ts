@@ -11,7 +11,7 @@ import { decodeImage } from '../data/image';
 import { AugmentOptions, augmentInto, drawAugment } from '../data/augment';
 import { syntheticSample } from '../data/synthetic';
 import { DataSpec } from './config';
-import { mix32, permutation, Rng, STREAM } from './rng';
+import { mix32, Rng, STREAM } from '../runtime/random';
 
 export interface LoadedPair {
   id: string;
@@ -114,7 +114,7 @@ export class SampleOrder {
     const epoch = Math.floor(k / this.count);
     let p = this.perms.get(epoch);
     if (!p) {
-      p = permutation(this.count, Rng.at(this.seed, STREAM.order, epoch));
+      p = Rng.at(this.seed, STREAM.order, epoch).permutation(this.count);
       this.perms.set(epoch, p);
       // Batches straddle at most two epochs.
       for (const e of this.perms.keys()) if (e < epoch - 1) this.perms.delete(e);

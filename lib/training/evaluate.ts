@@ -6,10 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LabelMap, RawImage, ScoreMap } from '../contract';
-import { padValueFor } from '../data/augment';
 import { ConfusionMatrix, MeanIoURule, MetricsReport } from '../metrics/confusion';
 import { DeepLab } from '../models/deeplab';
-import { normalize, Preprocessing } from '../models/preprocess';
+import { normalize, padValueFor, Preprocessing } from '../models/preprocess';
 import { SampleSource } from './data';
 
 /** Whether a model upsamples with corner alignment (DeepLab) or half-pixel centres (torchvision). */

@@ -4,13 +4,13 @@
  * tests); it only reads and writes files and reports through callbacks.
  */
 import * as tf from '@tensorflow/tfjs';
-import { padValueFor } from '../data/augment';
 import { MetricsReport } from '../metrics/confusion';
 import { DeepLab, sameNetwork } from '../models/deeplab';
 import { Ctx } from '../models/layers';
-import { normalize } from '../models/preprocess';
+import { normalize, padValueFor } from '../models/preprocess';
 import { assignWeights, SavedWeights, serialize } from '../weights/format';
 import { readWeights } from '../weights/load';
+import { Rng, STREAM } from '../runtime/random';
 import {
   clearCheckpoints, EvalRecord, findLatestCheckpoint, LoadedCheckpoint, writeCheckpoint, writePublished, WriteHooks,
 } from './checkpoint';
@@ -19,7 +19,6 @@ import { Batch, BatchLoader, BatchRecipe, InlineLoader, openSource, SampleSource
 import { alignsCorners, evaluate } from './evaluate';
 import { LabelBatch, LossGeometry, mscLoss, segmentationLoss } from './loss';
 import { OptimParam, paramRule, polyLr, SgdMomentum } from './optimizer';
-import { Rng, STREAM } from './rng';
 import { WorkerLoader } from './worker-loader';
 
 export interface StepResult {

@@ -1,6 +1,7 @@
 /** Small synthetic scenes for the CRF tests: coloured regions with noise, and unaries from them. */
 import { LabelMap, RawImage, ScoreMap } from '../../lib/contract';
-import { gaussianSource, seededRandom } from '../../lib/crf/synthetic';
+import { gaussianSource } from '../../lib/crf/synthetic';
+import { seededRandom } from '../../lib/runtime/random';
 
 export interface Scene {
   image: RawImage;

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import { exactFilter } from '../../lib/crf/exact';
 import { buildLattice, latticeFilter, latticeScratch } from '../../lib/crf/lattice';
 import { appearanceFeatures, smoothnessFeatures } from '../../lib/crf/mean-field';
-import { seededRandom } from '../../lib/crf/synthetic';
+import { seededRandom } from '../../lib/runtime/random';
 import { scene } from './crf-fixtures';
 
 /**

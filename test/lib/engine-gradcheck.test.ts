@@ -1,7 +1,8 @@
 import { strict as assert } from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../helpers/tf-setup';
-import { assertGradients, gradCheck, randomTensor, seededRandom } from '../../lib/engine/gradcheck';
+import { assertGradients, gradCheck, randomTensor } from '../../lib/engine/gradcheck';
+import { seededRandom } from '../../lib/runtime/random';
 
 describe('lib/engine/gradcheck: finite-difference gradient checker', () => {
   onBackend('wasm');

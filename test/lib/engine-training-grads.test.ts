@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../helpers/tf-setup';
 import { registerTrainingKernels } from '../../lib/engine/wasm-grad-kernels';
 import { conv2d, ConvOptions } from '../../lib/engine/conv';
-import { assertGradients, randomTensor, seededRandom } from '../../lib/engine/gradcheck';
+import { assertGradients, randomTensor } from '../../lib/engine/gradcheck';
+import { seededRandom } from '../../lib/runtime/random';
 
 type Fn = (...xs: tf.Tensor[]) => tf.Tensor;
 

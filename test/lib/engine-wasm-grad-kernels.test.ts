@@ -4,7 +4,8 @@ import { onBackend } from '../helpers/tf-setup';
 import {
   registerTrainingKernels, registerWasmGradKernels, replacedKernels, trainingKernelsRegistered, TRAINING_KERNELS,
 } from '../../lib/engine/wasm-grad-kernels';
-import { assertGradients, randomTensor, seededRandom } from '../../lib/engine/gradcheck';
+import { assertGradients, randomTensor } from '../../lib/engine/gradcheck';
+import { seededRandom } from '../../lib/runtime/random';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
