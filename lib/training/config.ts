@@ -8,7 +8,7 @@
 import { LabelMap, RawImage } from '../contract';
 import { ListOptions } from '../data/dataset';
 import { SyntheticOptions } from '../data/synthetic';
-import { ModelConfig, normalizeModelConfig } from '../models/config';
+import { ModelConfig, normalizeModelConfig, WeightsSource } from '../models/config';
 import { ModelSpec } from '../models/deeplab';
 import { MeanIoURule } from '../metrics/confusion';
 
@@ -26,6 +26,12 @@ export type LossAt = 'auto' | 'logits' | 'labels';
 
 export interface TrainConfig {
   model: ModelConfig;
+  /**
+   * Initial weights other than the model config's (fine-tuning from published weights or another
+   * checkpoint): tensors of matching name and shape are copied, the rest (a classifier for other
+   * classes, a head missing from an ImageNet backbone) keeps its initialisation.
+   */
+  init?: WeightsSource;
   train: DataSpec;
   /** Validation data for mIoU every evalEvery iterations and for the CRF search. */
   val?: DataSpec;
@@ -119,6 +125,7 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
   const model = normalizeModelConfig(c.model ?? {});
   const out: TrainConfig = {
     model,
+    init: c.init,
     train: c.train,
     val: c.val,
     cropSize: c.cropSize ?? 321,

@@ -8,7 +8,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ListOptions } from '../data/dataset';
 import { SYNTHETIC_MAX_CLASSES, syntheticClassNames, SyntheticOptions } from '../data/synthetic';
-import { ModelConfig, normalizeModelConfig } from '../models/config';
+import { ModelConfig, normalizeModelConfig, WeightsSource } from '../models/config';
+import { findPublished } from '../weights/catalogue';
 import { CLASS_PRESETS } from '../data/palette';
 import { DataSpec, normalizeTrainConfig, TrainConfig, TrainConfigInput } from './config';
 import { CrfRequest, ResumeMode } from './protocol';
@@ -56,6 +57,11 @@ export interface TrainProps {
   crfImages?: string | number;
   progressEvery?: string | number;
   seed?: string | number;
+  /** Start from other weights than the model config's: model (default), published, checkpoint or dir. */
+  initFrom?: string;
+  initPublishedId?: string;
+  initPath?: string;
+  initLayout?: string;
 }
 
 export interface TrainSetup {
@@ -111,6 +117,23 @@ export const OVERRIDABLE = [
   'progressEvery', 'seed', 'resume', 'learnCrf', 'crfImages', 'publish',
 ] as const;
 
+/** The "initialise from" choice as a weights source (undefined: the model config's own weights). */
+function initialWeights(p: TrainProps, userDir: string): WeightsSource | undefined {
+  const from = blank(p.initFrom) || p.initFrom === 'model' ? 'model' : String(p.initFrom);
+  if (from === 'model') return undefined;
+  if (from === 'published') {
+    const id = String(p.initPublishedId ?? '').trim();
+    if (!id) throw new Error('initialise from published weights: choose a catalogue id');
+    findPublished(id);
+    return { source: 'published', id, cacheDir: path.join(userDir, 'deeplab-weights') };
+  }
+  const file = String(p.initPath ?? '').trim();
+  if (!file) throw new Error(`initialise from a ${from === 'dir' ? 'saved model folder' : 'checkpoint file'}: set its path`);
+  if (from === 'dir') return { source: 'dir', path: path.resolve(userDir, file) };
+  if (from === 'checkpoint') return { source: 'checkpoint', path: path.resolve(userDir, file), layout: blank(p.initLayout) ? 'auto' : String(p.initLayout) };
+  throw new Error(`initialise from must be model, published, checkpoint or dir, got "${from}"`);
+}
+
 export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overrides: Record<string, unknown> = {}): TrainSetup {
   for (const k of Object.keys(overrides)) {
     if (!(OVERRIDABLE as readonly string[]).includes(k)) throw new Error(`unknown option "${k}": a start message may set ${OVERRIDABLE.join(', ')}`);
@@ -164,10 +187,12 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     model = normalizeModelConfig({ spec: { variant: 'v3plus', backbone: 'mobilenetv2', classes: 21 }, classNames: [...CLASS_PRESETS.voc21.names] });
   }
 
+  const init = initialWeights(p, ctx.userDir);
   const d = demo ? DEMO : RECIPE;
   const checkpointDir = path.resolve(ctx.userDir, String(p.checkpointDir ?? '').trim() || path.join('deeplab-training', ctx.nodeId.replace(/[^\w.-]/g, '_')));
   const input: TrainConfigInput = {
     model,
+    init,
     train,
     val,
     cropSize: int(p.cropSize, demo ? synSize : RECIPE.crop, 'crop size'),
@@ -184,7 +209,8 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     backboneLrMult: num(p.backboneLrMult, 1, 'backbone lr multiplier'),
     headLrMult: num(p.headLrMult, 10, 'head lr multiplier'),
     biasLrFactor: num(p.biasLrFactor, 2, 'bias lr factor'),
-    freezeBN: bool(p.freezeBN, false),
+    // Fine-tuning from trained weights freezes BN by default, as the published recipes do (batches are tiny here).
+    freezeBN: bool(p.freezeBN, init !== undefined),
     msc: blank(p.msc) ? undefined : bool(p.msc, false),
     seed,
     checkpointDir,
