@@ -1,7 +1,7 @@
 /**
  * Data sets on disk: the PASCAL VOC layout or two folders of images and masks matched by
- * base name; seeded shuffling; paths confined to a root folder; and the pacing that keeps
- * a slow flow from being flooded (a window of samples in flight).
+ * base name; seeded shuffling; paths confined to a root folder. (The pacing that keeps a slow
+ * flow from being flooded is lib/runtime/pacer.)
  *
  * VOC layout (under the data set folder):
  *   JPEGImages/<id>.jpg
@@ -207,75 +207,4 @@ export async function loadSample(root: string, listing: DatasetListing, s: Sampl
   if (!s.mask) return { id: s.id, image };
   const mask = await readFileUnder(root, path.join(listing.dir, s.mask), `mask of ${s.id}`);
   return { id: s.id, image, groundTruth: decodeMask ? await decodeLabelImage(mask) : mask };
-}
-
-/**
- * Flow control of one run: at most `window` samples in flight; each acknowledgement (a
- * message back at the node's input) frees a slot. Pure state, no timers: the node drives it.
- */
-export class Pacer {
-  private nextIndex = 0;
-  private inFlight = 0;
-  private running = false;
-
-  constructor(readonly count: number, readonly window: number) {
-    if (!Number.isInteger(count) || count < 0) throw new Error(`count must be a non-negative integer, got ${count}`);
-    if (!Number.isInteger(window) || window < 1) throw new Error(`window must be a positive integer, got ${window}`);
-  }
-
-  /** Starts (or restarts) the run; returns the indices to send now (none when paced by tick()). */
-  start(timed = false): number[] {
-    this.nextIndex = 0;
-    this.inFlight = 0;
-    this.running = true;
-    return timed ? [] : this.fill();
-  }
-
-  /** A sample came back: returns the indices to send now. Extra acknowledgements are ignored. */
-  ack(): number[] {
-    if (!this.running) return [];
-    if (this.inFlight > 0) this.inFlight--;
-    return this.fill();
-  }
-
-  /** Interval pacing: the next index regardless of acknowledgements, or null at the end. */
-  tick(): number | null {
-    if (!this.running || this.nextIndex >= this.count) return null;
-    return this.nextIndex++;
-  }
-
-  stop(): void {
-    this.running = false;
-  }
-
-  /** Every sample sent. */
-  get allSent(): boolean {
-    return this.nextIndex >= this.count;
-  }
-
-  /** Every sample sent and every one acknowledged (the run is complete). */
-  get done(): boolean {
-    return this.running && this.nextIndex >= this.count && this.inFlight === 0;
-  }
-
-  get isRunning(): boolean {
-    return this.running;
-  }
-
-  get sent(): number {
-    return this.nextIndex;
-  }
-
-  get pending(): number {
-    return this.inFlight;
-  }
-
-  private fill(): number[] {
-    const out: number[] = [];
-    while (this.running && this.inFlight < this.window && this.nextIndex < this.count) {
-      out.push(this.nextIndex++);
-      this.inFlight++;
-    }
-    return out;
-  }
 }

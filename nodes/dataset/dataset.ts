@@ -5,9 +5,8 @@
  */
 import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import {
-  DatasetListing, ListOptions, Pacer, Sample, listDataset, loadSample, runOrder,
-} from '../../lib/data/dataset';
+import { DatasetListing, ListOptions, Sample, listDataset, loadSample, runOrder } from '../../lib/data/dataset';
+import { Pacer } from '../../lib/runtime/pacer';
 import { boolProp, errorText, Msg, numberProp, onInput, Send, setStatus, stringProp } from '../_shared/node-kit';
 
 interface DatasetProps {

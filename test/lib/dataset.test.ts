@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { isLabelMap } from '../../lib/contract';
-import { Pacer, PathSafetyError, listDataset, loadSample, readFileUnder, resolveUnder, runOrder, seededShuffle } from '../../lib/data/dataset';
+import { PathSafetyError, listDataset, loadSample, readFileUnder, resolveUnder, runOrder, seededShuffle } from '../../lib/data/dataset';
+import { Pacer } from '../../lib/runtime/pacer';
 
 const SHARED = process.env.DEEPLAB_SHARED_DATA ?? path.resolve(__dirname, '../../..', '../shared/data');
 const VOC = path.join(SHARED, 'voc-samples');
