@@ -11,10 +11,10 @@ import { monitorEventLoopDelay } from 'perf_hooks';
 import sharp from 'sharp';
 import { initBackend } from '../lib/engine/backend';
 import { DeepLab, ModelSpec } from '../lib/models/deeplab';
-import { ModelCache } from '../lib/cache/model-cache';
+import { engineMemory } from '../lib/compute/client';
+import { ModelCache } from '../lib/compute/model-cache';
 import { toRawImage } from '../lib/data/image';
-import { WorkerPool } from '../lib/worker/pool';
-import type { EngineMemory } from '../lib/worker/engine-tasks';
+import { WorkerPool } from '../lib/compute/pool';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -114,7 +114,7 @@ async function stream(): Promise<void> {
   h.disable();
   clearInterval(ticker);
   const slot = pool.workers.find((w) => w.id === cache.stats()[0].worker)!;
-  const mem = await pool.run<EngineMemory>('engine.memory', null, { slot });
+  const mem = await engineMemory(slot);
   console.log(`\n# stream: ${FRAMES} JPEG frames 640x480 -> deeplab v3+ MobileNetV2 x0.5 at 321, backend ${info.backend}`);
   console.log(`frames/s ${(FRAMES / secs).toFixed(2)} (${((secs * 1000) / FRAMES).toFixed(0)} ms/frame)`);
   console.log(`main event loop delay: p50 ${(h.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms, max ${(h.max / 1e6).toFixed(1)} ms`);
@@ -122,7 +122,7 @@ async function stream(): Promise<void> {
   // Worker threads live in this process: RSS covers the main thread and both workers.
   console.log(`process RSS before ${(rssBefore / 2 ** 20).toFixed(0)} MiB, after ${FRAMES} frames ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (all threads); worker tensors ${mem.numTensors} (${(mem.numBytes / 2 ** 20).toFixed(1)} MiB: the model's weights)`);
   await handle.release();
-  const after = await pool.run<EngineMemory>('engine.memory', null, { slot });
+  const after = await engineMemory(slot);
   console.log(`after release: worker tensors ${after.numTensors}`);
   await pool.close();
 }

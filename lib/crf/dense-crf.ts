@@ -1,8 +1,8 @@
 /**
  * The dense CRF entry point: checks the inputs, then runs mean field on this thread or split
  * over this thread and a helper thread (classes halved, shared memory, see parallel.ts).
- * Synchronous and CPU-bound: call it from a compute worker (task 'crf.run'), never from
- * Node-RED's event loop.
+ * Synchronous and CPU-bound: call it from a compute worker (lib/compute/client crf), never
+ * from Node-RED's event loop.
  */
 import * as os from 'os';
 import { ContractError, RawImage, ScoreMap, expectFinite, expectRawImage, expectScoreMap } from '../contract';

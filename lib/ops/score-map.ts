@@ -110,3 +110,27 @@ export function argmaxScoreMap(map: ScoreMap, ignoreIndex = 255): LabelMap {
   }
   return { width: map.width, height: map.height, data: out, ignoreIndex };
 }
+
+/** What upsampling returns: the scores, probabilities, labels, or probabilities and labels. */
+export type UpsampleOutput = 'scores' | 'probs' | 'labels' | 'both';
+
+export interface UpsampleArgs {
+  map: ScoreMap;
+  width: number;
+  height: number;
+  alignCorners: boolean;
+  output: UpsampleOutput;
+}
+
+export interface UpsampleResult {
+  map?: ScoreMap;
+  labels?: LabelMap;
+}
+
+/** The upsample node's operation: resize to width x height, then softmax and / or argmax as asked. */
+export function upsampleScoreMap(a: UpsampleArgs): UpsampleResult {
+  let map = resizeScoreMap(a.map, a.width, a.height, a.alignCorners);
+  if (a.output === 'probs' || a.output === 'both') map = softmaxScoreMap(map);
+  const labels = a.output === 'labels' || a.output === 'both' ? argmaxScoreMap(map) : undefined;
+  return { map: a.output === 'labels' ? undefined : map, labels };
+}

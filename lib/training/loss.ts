@@ -8,6 +8,7 @@
  * element-wise max of the three (upsampled to scale 1), each with its own loss, summed.
  */
 import * as tf from '@tensorflow/tfjs';
+import { upsample } from '../models/layers';
 
 export const IGNORE = 255;
 
@@ -57,7 +58,7 @@ export interface LabelBatch {
 export interface LossGeometry {
   /** 'labels': downsample labels to the logits; 'logits': upsample logits to the labels. */
   at: 'logits' | 'labels';
-  /** Corner-aligned bilinear upsampling (DeepLab) or half-pixel centres (torchvision). */
+  /** Corner-aligned bilinear upsampling or half-pixel centres: lib/inference/plan alignsCorners. */
   alignCorners: boolean;
 }
 
@@ -69,9 +70,7 @@ export function segmentationLoss(logits: tf.Tensor4D, labels: LabelBatch, g: Los
       const small = resizeLabelsNearest(labels.data, n, labels.height, labels.width, h, w);
       return crossEntropy(logits, tf.tensor3d(small, [n, h, w], 'int32'));
     }
-    const up = h === labels.height && w === labels.width
-      ? logits
-      : tf.image.resizeBilinear(logits, [labels.height, labels.width], g.alignCorners, !g.alignCorners);
+    const up = upsample(logits, labels.height, labels.width, g.alignCorners);
     return crossEntropy(up, tf.tensor3d(labels.data, [n, labels.height, labels.width], 'int32'));
   });
 }
@@ -92,8 +91,7 @@ export function maxFusion(maps: tf.Tensor4D[], alignCorners = true): tf.Tensor4D
     let out = maps[0];
     for (let i = 1; i < maps.length; i++) {
       const m = maps[i];
-      const up = m.shape[1] === h && m.shape[2] === w ? m : tf.image.resizeBilinear(m, [h, w], alignCorners, !alignCorners);
-      out = tf.maximum(out, up);
+      out = tf.maximum(out, upsample(m, h, w, alignCorners));
     }
     return out;
   });

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend } from '../engine/backend';
+import { predictProbs } from '../inference/predict';
 import { DeepLab } from '../models/deeplab';
 import { assignWeights } from '../weights/format';
 import { readWeights } from '../weights/load';
@@ -12,7 +13,6 @@ import { findLatestCheckpoint } from './checkpoint';
 import { TrainConfig } from './config';
 import { crfGridSearch, CrfCase, PAPER_CRF_GRID } from './crf-search';
 import { openSource } from './data';
-import { predictProbs } from './evaluate';
 import { CrfRequest, FromWorker, ResumeMode, ToWorker } from './protocol';
 import { isWasmMemoryError, RunControl, Trainer } from './trainer';
 

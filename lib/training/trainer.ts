@@ -4,6 +4,7 @@
  * tests); it only reads and writes files and reports through callbacks.
  */
 import * as tf from '@tensorflow/tfjs';
+import { alignsCorners } from '../inference/plan';
 import { MetricsReport } from '../metrics/confusion';
 import { DeepLab, sameNetwork } from '../models/deeplab';
 import { Ctx } from '../models/layers';
@@ -16,7 +17,7 @@ import {
 } from './checkpoint';
 import { DataSpec, lossAtFor, TrainConfig } from './config';
 import { Batch, BatchLoader, BatchRecipe, InlineLoader, openSource, SampleSource } from './data';
-import { alignsCorners, evaluate } from './evaluate';
+import { evaluate } from './evaluate';
 import { LabelBatch, LossGeometry, mscLoss, segmentationLoss } from './loss';
 import { OptimParam, paramRule, polyLr, SgdMomentum } from './optimizer';
 import { WorkerLoader } from './worker-loader';
@@ -119,7 +120,7 @@ export class Trainer {
       this.byVarName.set(variable.name, name);
     }
     this.optimizer = new SgdMomentum(this.params, c.momentum, c.weightDecay);
-    this.geometry = { at: lossAtFor(model.spec, c.lossAt), alignCorners: alignsCorners(model) };
+    this.geometry = { at: lossAtFor(model.spec, c.lossAt), alignCorners: alignsCorners(model.spec) };
   }
 
   static async create(config: TrainConfig, o: CreateOptions = {}): Promise<Trainer> {
@@ -141,7 +142,7 @@ export class Trainer {
       trainer = new Trainer(config, model, o.hooks ?? {});
       if (ckpt) trainer.restore(ckpt);
       else {
-        const init = o.initialWeights ?? await readWeights(config.model.weights);
+        const init = o.initialWeights ?? await readWeights(config.init ?? config.model.weights);
         if (init) {
           const { loaded, skipped } = assignWeights(model, init, { partial: true });
           if (loaded === 0) throw new Error('the initial weights share no parameter (name and shape) with this network');

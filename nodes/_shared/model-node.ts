@@ -1,6 +1,6 @@
 /** The shape of the deeplab-model config node as other nodes see it. */
 import type { Node } from 'node-red';
-import type { ModelHandle } from '../../lib/cache/model-cache';
+import type { ModelHandle } from '../../lib/compute/model-cache';
 import type { ModelConfig } from '../../lib/models/config';
 import type { RGB } from '../../lib/data/palette';
 

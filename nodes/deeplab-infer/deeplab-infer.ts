@@ -4,8 +4,8 @@
  * the compute worker that holds the model; a bounded queue protects live streams.
  */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { getModelCache, ModelHandle } from '../../lib/cache/model-cache';
-import { checkInferOptions, InferOptions, parseScales, RESIZE_POLICIES, ResizePolicy } from '../../lib/cache/inference-plan';
+import { getModelCache, ModelHandle } from '../../lib/compute/model-cache';
+import { checkInferOptions, InferOptions, parseScales, RESIZE_POLICIES, ResizePolicy } from '../../lib/inference/plan';
 import { toRawImage, DEFAULT_MAX_PIXELS } from '../../lib/data/image';
 import { BoundedQueue, QueuePolicy, QUEUE_POLICIES } from '../../lib/runtime/bounded-queue';
 import { normalizeModelConfig } from '../../lib/models/config';

@@ -1,6 +1,6 @@
 /** deeplab-model: the config node naming a network, its weights and backend; the handle into the model cache. */
 import type { NodeAPI, NodeDef } from 'node-red';
-import { getModelCache } from '../../lib/cache/model-cache';
+import { getModelCache } from '../../lib/compute/model-cache';
 import { classColors, CLASS_PRESETS, isClassPresetName } from '../../lib/data/palette';
 import { modelConfigFromProps, ModelProps, presetOf } from '../../lib/models/editor-props';
 import { listPublished } from '../../lib/weights/catalogue';

@@ -3,12 +3,11 @@
  * the original image; refined probabilities and labels out. The CRF runs in a compute worker.
  */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, LabelMap, ScoreMap } from '../../lib/contract';
-import type { CrfTaskArgs, CrfTaskResult } from '../../lib/crf/crf-tasks';
+import { crf } from '../../lib/compute/client';
+import { ContractError } from '../../lib/contract';
 import { checkCrfInputs } from '../../lib/crf/dense-crf';
 import { CRF_PRESET_NAMES, CrfParams, CrfPresetName, applyCrfOverride, crfPreset, validateCrfParams } from '../../lib/crf/params';
 import { toRawImage } from '../../lib/data/image';
-import { getPool } from '../../lib/worker/pool';
 import { getProp, Msg, numberProp, onInput, pathProp, readConfig, requireConfig, setStatus, stringProp } from '../_shared/node-kit';
 
 interface DenseCrfProps {
@@ -75,15 +74,7 @@ export = function register(RED: NodeAPI): void {
       const params = applyCrfOverride(base, msg.crf, 'msg.crf');
       setStatus(node, 'busy', `${map.width}x${map.height}, ${map.classes} classes`);
       const t0 = Date.now();
-      // Both cores for this CRF only while no other job is in flight (a forward pass or another
-      // CRF would compete with the helper thread and stall the two threads' barriers).
-      const pool = getPool();
-      const busy = pool.workers.some((w) => w.load > 0);
-      // No transfer: the map and the image stay usable on the message (other wires may hold them).
-      const args: CrfTaskArgs = { map, image, params, options: { mapName, imageName, threads: busy ? 1 : undefined } };
-      const r = await pool.run<CrfTaskResult>('crf.run', args);
-      const probs: ScoreMap = r.probs;
-      const labels = r.labels as LabelMap;
+      const { probs, labels } = await crf({ map, image, params, options: { mapName, imageName } });
       if (output === 'labels') {
         msg.payload = labels;
         msg.probabilities = probs;

@@ -4,7 +4,7 @@ import { ContractError, ScoreMap, isRawImage } from '../../lib/contract';
 import {
   FUSION_BASES, FUSION_INLINE_LIMIT, FUSION_METHODS, FusionBase, FusionMethod, FusionOptions, fuseScoreMaps, fusionWork, validateFusionInput,
 } from '../../lib/fusion';
-import { getPool } from '../../lib/worker/pool';
+import { fuse } from '../../lib/compute/client';
 import { boolProp, getProp, Msg, onInput, pathProp, setProp, setStatus, stringProp } from '../_shared/node-kit';
 
 interface FusionProps {
@@ -55,9 +55,7 @@ export = function register(RED: NodeAPI): void {
         fused = fuseScoreMaps(maps, options);
       } else {
         setStatus(node, 'busy', `fusing ${maps.length} maps`);
-        // Copies go to the worker: the incoming arrays may be shared with other wires.
-        const copies = maps.map((m) => ({ ...m, data: new Float32Array(m.data) }));
-        fused = await getPool().run<ScoreMap>('fusion.run', { maps: copies, options }, { transfer: copies.map((m) => m.data.buffer as ArrayBuffer) });
+        fused = await fuse(maps, options);
       }
       setProp(RED, msg, property, fused);
       setStatus(node, 'ok', `${maps.length} map${maps.length > 1 ? 's' : ''} -> ${fused.width}x${fused.height} · ${method} · ${Date.now() - t0} ms`);

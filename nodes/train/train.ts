@@ -4,7 +4,7 @@
  * evaluations, checkpoints (hot-swapped into the model cache) and run events.
  */
 import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
-import { getModelCache } from '../../lib/cache/model-cache';
+import { getModelCache } from '../../lib/compute/model-cache';
 import { ModelConfig } from '../../lib/models/config';
 import { sameNetwork } from '../../lib/models/deeplab';
 import { TrainingController, TrainingStatus } from '../../lib/training/controller';

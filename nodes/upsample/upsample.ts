@@ -1,8 +1,8 @@
 /** upsample: a ScoreMap to the image's size (or a fixed size) by bilinear interpolation; optional softmax / argmax. */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, expectRawImage, expectScoreMap, LabelMap, ScoreMap } from '../../lib/contract';
-import type { UpsampleArgs, UpsampleOutput } from '../../lib/cache/scoremap-tasks';
-import { getPool } from '../../lib/worker/pool';
+import { ContractError, expectRawImage, expectScoreMap } from '../../lib/contract';
+import { upsample } from '../../lib/compute/client';
+import type { UpsampleOutput } from '../../lib/ops/score-map';
 import { boolProp, getProp, Msg, numberProp, onInput, pathProp, readConfig, requireConfig, setProp, setStatus, stringProp } from '../_shared/node-kit';
 
 interface UpsampleProps {
@@ -50,9 +50,7 @@ export = function register(RED: NodeAPI): void {
       }
       setStatus(node, 'busy', `${map.width}x${map.height} -> ${width}x${height}`);
       const t0 = Date.now();
-      // Copy: the incoming map may be shared with other wires.
-      const args: UpsampleArgs = { map: { ...map, data: new Float32Array(map.data) }, width, height, alignCorners, output };
-      const r = await getPool().run<{ map?: ScoreMap; labels?: LabelMap }>('scoremap.upsample', args, { transfer: [args.map.data.buffer as ArrayBuffer] });
+      const r = await upsample(map, width, height, alignCorners, output);
       if (output === 'labels') setProp(RED, msg, property, r.labels);
       else {
         setProp(RED, msg, property, r.map);

@@ -1,12 +1,12 @@
 import { strict as assert } from 'assert';
 import { ScoreMap } from '../../lib/contract';
 import { CrfParams, CRF_PRESETS, applyCrfOverride, crfPreset } from '../../lib/crf/params';
-import { CrfTaskResult } from '../../lib/crf/crf-tasks';
+import { crf } from '../../lib/compute/client';
 import { denseCrf } from '../../lib/crf/dense-crf';
 import { closeCrfHelper } from '../../lib/crf/parallel';
 import { setArenaLimit } from '../../lib/crf/simd';
 import { argmaxScoreMap, softmaxScoreMap } from '../../lib/ops/score-map';
-import { WorkerPool } from '../../lib/worker/pool';
+import { WorkerPool } from '../../lib/compute/pool';
 import { noisyLogits, pixelAccuracy, scene } from './crf-fixtures';
 
 const SMALL: CrfParams = { iterations: 5, w1: 5, thetaAlpha: 8, thetaBeta: 20, w2: 3, thetaGamma: 2 };
@@ -230,24 +230,24 @@ describe('lib/crf: dense CRF mean-field inference', () => {
     });
   });
 
-  describe('worker task crf.run', () => {
+  describe('in a compute worker (lib/compute/client crf)', () => {
     const pool = new WorkerPool(1);
     after(() => pool.close());
 
     it('returns the same probabilities as a direct call, the argmax labels, and timings', async () => {
       const direct = denseCrf(bigMap, big.image, SMALL, { threads: 1 });
-      const r = await pool.run<CrfTaskResult>('crf.run', { map: bigMap, image: big.image, params: SMALL });
+      const r = await crf({ map: bigMap, image: big.image, params: SMALL }, pool);
       assert.ok(maxDiff(r.probs.data, direct.probs.data) < 1e-5);
-      assert.deepEqual(r.labels!.data, argmaxScoreMap(r.probs).data);
-      assert.equal(r.labels!.ignoreIndex, 255);
+      assert.deepEqual(r.labels.data, argmaxScoreMap(r.probs).data);
+      assert.equal(r.labels.ignoreIndex, 255);
       assert.ok(r.timing.totalMs > 0);
       assert.equal(r.timing.threads, require('os').availableParallelism() > 1 ? 2 : 1, 'the worker runs its own helper thread');
       assert.equal(bigMap.data.length, 80 * 60 * 5, 'the input was copied, not moved');
     });
 
     it('rejects bad input with the contract message and keeps working', async () => {
-      await assert.rejects(pool.run('crf.run', { map: { ...bigMap, width: 10 }, image: big.image, params: SMALL }), /expected a ScoreMap/);
-      const r = await pool.run<CrfTaskResult>('crf.run', { map: bigMap, image: big.image, params: SMALL, labels: false });
+      await assert.rejects(crf({ map: { ...bigMap, width: 10 }, image: big.image, params: SMALL }, pool), /expected a ScoreMap/);
+      const r = await pool.run('crf.run', { map: bigMap, image: big.image, params: SMALL, labels: false });
       assert.equal(r.labels, undefined);
     });
   });

@@ -2,7 +2,8 @@ import { strict as assert } from 'assert';
 import { ScoreMap } from '../../lib/contract';
 import { fuseScoreMaps, fusionTarget } from '../../lib/fusion';
 import { flipScoreMap, resizeScoreMap } from '../../lib/ops/score-map';
-import { WorkerPool } from '../../lib/worker/pool';
+import { WorkerPool } from '../../lib/compute/pool';
+import { fuse } from '../../lib/compute/client';
 
 const map = (w: number, h: number, c: number, v: number[], extra: Partial<ScoreMap> = {}): ScoreMap =>
   ({ width: w, height: h, classes: c, data: Float32Array.from(v), kind: 'logits', stride: 8, ...extra });
@@ -100,14 +101,15 @@ describe('lib/fusion: multi-scale and flip fusion', () => {
     near(mixed.data, [0.75, 0.25]);
   });
 
-  it('runs as the worker task fusion.run with the same result', async () => {
+  it('runs in a compute worker (lib/compute/client fuse) with the same result', async () => {
     const pool = new WorkerPool(1);
     try {
       const maps = [randomMap(9, 7, 3, 1, { scale: 1 }), randomMap(5, 4, 3, 2, { scale: 0.5, flipped: true })];
       const ref = fuseScoreMaps(maps, { method: 'mean-probs' });
-      const out = await pool.run<ScoreMap>('fusion.run', { maps, options: { method: 'mean-probs' } });
+      const out = await fuse(maps, { method: 'mean-probs' }, pool);
       assert.deepEqual(out.data, ref.data);
-      await assert.rejects(pool.run('fusion.run', { maps: [], options: {} }), /empty array/);
+      await assert.rejects(fuse([], {}, pool), /empty array/);
+      assert.equal(maps[0].data.length, 9 * 7 * 3, 'the caller keeps its maps');
     } finally {
       await pool.close();
     }

@@ -2,10 +2,11 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ModelCache } from '../../lib/cache/model-cache';
+import { engineMemory } from '../../lib/compute/client';
+import { ModelCache } from '../../lib/compute/model-cache';
+import { WorkerPool, WorkerSlot } from '../../lib/compute/pool';
 import { RawImage, ScoreMap } from '../../lib/contract';
-import { WorkerPool } from '../../lib/worker/pool';
-import type { EngineMemory } from '../../lib/worker/engine-tasks';
+import { TEST_TASKS, TestTasks } from '../helpers/test-tasks';
 
 function testImage(width: number, height: number, seed = 1): RawImage {
   const data = new Uint8Array(width * height * 3);
@@ -34,13 +35,14 @@ function maxAbsDiff(a: ScoreMap, b: ScoreMap): number {
   return m;
 }
 
-describe('lib/cache: the process-wide model cache (models live in compute workers)', () => {
-  const pool = new WorkerPool(2);
+describe('lib/compute: the process-wide model cache (models live in compute workers)', () => {
+  const pool = new WorkerPool<TestTasks>(2, { taskModules: [TEST_TASKS] });
   const cache = new ModelCache(pool);
   const config = { spec: { variant: 'v3plus' as const, width: 0.125, classes: 5 } };
   after(() => pool.close());
 
-  const memory = (slot = pool.workers[0]) => pool.run<EngineMemory>('engine.memory', null, { slot });
+  const memory = (slot: WorkerSlot<TestTasks>) => engineMemory(slot);
+  const slotOfModel = () => pool.workers.find((w) => w.id === cache.stats()[0].worker)!;
 
   it('loads a config once for any number of users and releases it with the last', async () => {
     const a = cache.acquire(config);
@@ -49,13 +51,13 @@ describe('lib/cache: the process-wide model cache (models live in compute worker
     await b.ready();
     assert.equal(info.spec.classes, 5);
     assert.deepEqual(cache.stats().map((s) => [s.refs, s.loads]), [[2, 1]]);
-    const slot = pool.workers.find((w) => w.id === cache.stats()[0].worker)!;
-    assert.deepEqual((await pool.run<string[]>('model.list', null, { slot })).length, 1);
+    const slot = slotOfModel();
+    assert.deepEqual((await pool.run('model.list', null, { slot })).length, 1);
     await a.release();
     assert.equal(cache.stats().length, 1);
     await b.release();
     assert.equal(cache.stats().length, 0);
-    assert.deepEqual(await pool.run<string[]>('model.list', null, { slot }), []);
+    assert.deepEqual(await pool.run('model.list', null, { slot }), []);
     assert.equal((await memory(slot)).numTensors, 0, 'every variable freed in the worker');
   });
 
@@ -75,7 +77,7 @@ describe('lib/cache: the process-wide model cache (models live in compute worker
   it('leaks no tensor over 100 forward passes', async () => {
     const h = cache.acquire(config);
     await h.ready();
-    const slot = pool.workers.find((w) => w.id === cache.stats()[0].worker)!;
+    const slot = slotOfModel();
     await h.infer(testImage(40, 30), { size: 65 });
     const before = await memory(slot);
     for (let i = 0; i < 100; i++) await h.infer(testImage(40, 30, i), { size: 65, scales: i % 2 ? [1] : [0.75, 1], flip: i % 3 === 0 });

@@ -1,7 +1,7 @@
 import { strict as assert } from 'assert';
 import { ScoreMap } from '../../lib/contract';
 import { argmaxScoreMap, flipScoreMap, resizeScoreMap, softmaxScoreMap } from '../../lib/ops/score-map';
-import { planInference } from '../../lib/cache/inference-plan';
+import { planInference } from '../../lib/inference/plan';
 
 function map(width: number, height: number, classes: number, values: number[]): ScoreMap {
   return { width, height, classes, data: Float32Array.from(values), kind: 'logits', stride: 8 };

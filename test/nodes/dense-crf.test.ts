@@ -5,7 +5,7 @@ import { closeCrfHelper } from '../../lib/crf/parallel';
 import { CRF_PRESETS, CrfParams } from '../../lib/crf/params';
 import { encodeImage } from '../../lib/data/image';
 import { argmaxScoreMap, softmaxScoreMap } from '../../lib/ops/score-map';
-import { getPool } from '../../lib/worker/pool';
+import { getPool } from '../../lib/compute/pool';
 import { noisyLogits, scene } from '../lib/crf-fixtures';
 import { catchNode, helper, nextMessage, statusLog, TestNode } from '../helpers/red';
 import crfNode = require('../../nodes/dense-crf/dense-crf');
@@ -146,6 +146,6 @@ describe('nodes/dense-crf', function () {
     for (let i = 0; i < 6; i++) helper.getNode('n').receive({ payload: map, image, i });
     await all;
     assert.deepEqual(seen.map((m) => m.i).sort(), [0, 1, 2, 3, 4, 5]);
-    assert.ok(getPool().workers.every((w) => w.load === 0), 'every worker job settled');
+    assert.ok(!getPool().busy, 'every worker job settled');
   });
 });

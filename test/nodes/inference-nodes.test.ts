@@ -4,9 +4,9 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { catchNode, helper, messages, nextMessage, statusLog } from '../helpers/red';
-import { getModelCache } from '../../lib/cache/model-cache';
-import { getPool } from '../../lib/worker/pool';
-import type { EngineMemory } from '../../lib/worker/engine-tasks';
+import { backendName, engineMemory } from '../../lib/compute/client';
+import { getModelCache } from '../../lib/compute/model-cache';
+import { getPool } from '../../lib/compute/pool';
 import { isLabelMap, isScoreMap, LabelMap, RawImage, ScoreMap } from '../../lib/contract';
 
 const modelNode = require('../../nodes/deeplab-model/deeplab-model');
@@ -161,7 +161,7 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     helper.getNode('bare').receive({ payload: await photo(50, 40) });
     const m = await got;
     assert.equal((m.payload as ScoreMap).classes, 21);
-    const backend = await getPool().backendName();
+    const backend = await backendName();
     assert.ok(log.some((s) => s.text?.includes(backend)), JSON.stringify(log));
   });
 
@@ -191,11 +191,11 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     helper.getNode('inf').receive({ payload: img });
     await first;
     const slot = getPool().workers.find((w) => w.id === getModelCache().stats()[0].worker)!;
-    const before = await getPool().run<EngineMemory>('engine.memory', null, { slot });
+    const before = await engineMemory(slot);
     const got = messages(helper.getNode('o'), 100);
     for (let i = 0; i < 100; i++) helper.getNode('inf').receive({ payload: img });
     await got;
-    const after = await getPool().run<EngineMemory>('engine.memory', null, { slot });
+    const after = await engineMemory(slot);
     assert.equal(after.numTensors, before.numTensors);
   });
 

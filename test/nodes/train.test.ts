@@ -9,8 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { catchNode, helper, messages, nextMessage, TestNode } from '../helpers/red';
 import { RawImage, ScoreMap } from '../../lib/contract';
-import { checkInferOptions } from '../../lib/cache/inference-plan';
-import { infer, loadModel, releaseModel } from '../../lib/cache/worker-models';
+import { inferMaps, loadModel, releaseModel } from '../../lib/compute/model-host';
 import { applyCrfOverride, crfPreset } from '../../lib/crf/params';
 import { normalizeModelConfig } from '../../lib/models/config';
 import { syntheticSample } from '../../lib/data/synthetic';
@@ -204,7 +203,7 @@ describe('nodes/train', function () {
     // The same image through a model loaded from the published folder, computed here.
     await loadModel('expected', normalizeModelConfig({ spec: { variant: 'v3plus', classes: 3, width: 0.0625 }, weights: { source: 'dir', path: c.publishedDir } }));
     try {
-      const [expected] = infer({ key: 'expected', image: { ...image, data: new Uint8Array(image.data) }, plan: checkInferOptions({ resize: 'none' }) });
+      const [expected] = inferMaps({ key: 'expected', image: { ...image, data: new Uint8Array(image.data) }, options: { resize: 'none' } });
       assert.deepEqual([l1.width, l1.height, l1.classes], [expected.width, expected.height, 3]);
       let diff0 = 0;
       let diff1 = 0;

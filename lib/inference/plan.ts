@@ -1,7 +1,13 @@
 /**
- * Which input sizes a forward pass runs at. DeepLab's own code uses sizes k * stride + 1 so
- * that, with align-corners resizing, logit cell j sits exactly on input pixel j * stride.
+ * Which input sizes a forward pass runs at, and how its logits map back onto the input.
+ *
+ * DeepLab's own code uses sizes k * stride + 1 so that, with align-corners resizing, logit cell j
+ * sits exactly on input pixel j * stride: upsampling the logits back to the input is then exact.
+ * An input of another size is padded bottom/right up to the next such size (snapUp), and the
+ * padding is cropped from the result.
  */
+import type { ModelSpec } from '../models/deeplab';
+
 export type ResizePolicy = 'valid' | 'pad' | 'none';
 export const RESIZE_POLICIES: ResizePolicy[] = ['valid', 'pad', 'none'];
 
@@ -15,6 +21,7 @@ export interface InferOptions {
   flip: boolean;
 }
 
+/** One forward pass: the image resized to width x height, then padded bottom/right. */
 export interface PlannedRun {
   scale: number;
   width: number;
@@ -29,12 +36,38 @@ export interface InferPlan extends InferOptions {
 
 export const DEFAULT_INFER_OPTIONS: InferOptions = { resize: 'valid', size: 513, scales: [1], flip: false };
 
+/**
+ * THE align-corners rule: whether a network's resizes (input, logits, labels) align corners
+ * (DeepLab's own code, TF 1) or use half-pixel centres (torchvision's models, PyTorch's
+ * align_corners=False). Every resize of an input or of logits follows it.
+ */
+export function alignsCorners(spec: Pick<ModelSpec, 'layout'>): boolean {
+  return spec.layout !== 'torchvision';
+}
+
+/** The nearest valid size k*stride+1 (k >= 1). */
 function snap(v: number, stride: number): number {
   return Math.max(1, Math.round((v - 1) / stride)) * stride + 1;
 }
 
-function snapUp(v: number, stride: number): number {
+/** The smallest valid size k*stride+1 (k >= 1) at least v: what an input is padded to. */
+export function snapUp(v: number, stride: number): number {
   return Math.max(1, Math.ceil((v - 1) / stride)) * stride + 1;
+}
+
+/** A run at the image's own size, padded to a valid size (evaluation's input). */
+export function paddedRun(width: number, height: number, stride: number, scale = 1): PlannedRun {
+  return { scale, width, height, padBottom: snapUp(height, stride) - height, padRight: snapUp(width, stride) - width };
+}
+
+/**
+ * The logit cells that cover `size` input pixels of a run padded by `pad`, of `cells` in all:
+ * cell j sits on padded pixel j * (size + pad - 1) / (cells - 1); the cells past the last image
+ * pixel (rounded) cover only padding.
+ */
+export function coveringCells(size: number, pad: number, cells: number): number {
+  if (pad === 0) return cells;
+  return Math.min(cells, Math.round(((size - 1) / (size + pad - 1)) * (cells - 1)) + 1);
 }
 
 export function checkInferOptions(o: Partial<InferOptions>): InferOptions {
@@ -55,9 +88,7 @@ export function planInference(width: number, height: number, outputStride: numbe
     }
     const f = (o.size * scale) / Math.max(width, height);
     if (o.resize === 'valid') return { scale, width: snap(width * f, outputStride), height: snap(height * f, outputStride), padBottom: 0, padRight: 0 };
-    const w = Math.max(1, Math.round(width * f));
-    const h = Math.max(1, Math.round(height * f));
-    return { scale, width: w, height: h, padBottom: snapUp(h, outputStride) - h, padRight: snapUp(w, outputStride) - w };
+    return paddedRun(Math.max(1, Math.round(width * f)), Math.max(1, Math.round(height * f)), outputStride, scale);
   });
   return { ...o, runs };
 }

@@ -1,4 +1,4 @@
-/** Messages between the main thread and compute workers. */
+/** Messages between the main thread and compute workers (the pool's side and worker-main's). */
 export interface TaskRequest {
   id: number;
   task: string;
@@ -19,8 +19,22 @@ export interface TaskOutput<T = unknown> {
   transfer?: ArrayBuffer[];
 }
 
+/** A table of tasks by name: what a worker runs, and (as a type) what the pool may ask of it. */
+export type TaskTable = Record<string, (args: never) => TaskOutput | Promise<TaskOutput>>;
+
+/** The argument type of task K. */
+export type ArgsOf<M extends TaskTable, K extends keyof M> = Parameters<M[K]> extends [] ? null : Parameters<M[K]>[0];
+
+/** The result type of task K (what the caller's promise resolves with). */
+export type ResultOf<M extends TaskTable, K extends keyof M> = Awaited<ReturnType<M[K]>> extends TaskOutput<infer R> ? R : never;
+
 export interface WorkerInit {
   backend: string;
+  /**
+   * Extra modules whose `TASKS` table the worker adds to its own. Only tests set it (their
+   * echo / sleep / barrier tasks); production workers run lib/compute/tasks alone.
+   */
+  taskModules?: string[];
 }
 
 /** Collects the distinct ArrayBuffers under typed arrays so they can be transferred. */

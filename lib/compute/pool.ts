@@ -1,18 +1,25 @@
 /**
  * The process-wide pool of compute workers. The main thread (Node-RED's event loop) only
- * routes messages; forward passes, CRF and training run in these threads.
+ * routes messages; forward passes, upsampling, fusion and the CRF run in these threads.
+ * Callers go through lib/compute/client (or the model cache), never through run() by name.
  */
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { resolvePreference } from '../engine/backend';
-import { SerializedError, TaskReply, WorkerInit } from './protocol';
+import { ArgsOf, ResultOf, SerializedError, TaskReply, TaskTable, WorkerInit } from './protocol';
+import type { Tasks } from './tasks';
 
-export interface RunOptions {
+export interface PoolOptions {
+  /** Modules whose TASKS the workers add to their own (tests only; see WorkerInit). */
+  taskModules?: string[];
+}
+
+export interface RunOptions<M extends TaskTable = Tasks> {
   /** Buffers moved to the worker (the caller's views become empty). */
   transfer?: ArrayBuffer[];
   /** Run on this worker (a model's tasks go to the worker that holds it). */
-  slot?: WorkerSlot;
+  slot?: WorkerSlot<M>;
   /** Backend preference when the pool picks the worker. */
   backend?: string;
 }
@@ -27,7 +34,7 @@ function reviveError(e: SerializedError): Error {
 let nextSlotId = 1;
 
 /** One worker thread and its in-flight tasks. */
-export class WorkerSlot {
+export class WorkerSlot<M extends TaskTable = Tasks> {
   readonly id = nextSlotId++;
   readonly worker: Worker;
   readonly preference: string;
@@ -41,9 +48,9 @@ export class WorkerSlot {
   /** Models pinned to this worker (weighted into placement). */
   models = 0;
 
-  constructor(preference: string, private readonly onExit: (slot: WorkerSlot) => void) {
+  constructor(preference: string, options: PoolOptions, private readonly onExit: (slot: WorkerSlot<M>) => void) {
     this.preference = preference;
-    const init: WorkerInit = { backend: preference };
+    const init: WorkerInit = { backend: preference, taskModules: options.taskModules };
     this.worker = new Worker(path.join(__dirname, 'worker-main.js'), { workerData: init });
     this.worker.unref();
     this.worker.on('message', (reply: TaskReply) => this.settle(reply));
@@ -51,10 +58,10 @@ export class WorkerSlot {
     this.worker.on('exit', (code) => this.die(new Error(`compute worker exited with code ${code}`)));
   }
 
-  run<T>(task: string, args: unknown, transfer: ArrayBuffer[] = []): Promise<T> {
+  run<K extends keyof M & string>(task: K, args: ArgsOf<M, K>, transfer: ArrayBuffer[] = []): Promise<ResultOf<M, K>> {
     if (!this.alive) return Promise.reject(new Error('compute worker is not running'));
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<ResultOf<M, K>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       if (this.pending.size === 1) this.worker.ref();
       this.worker.postMessage({ id, task, args }, transfer);
@@ -84,40 +91,40 @@ export class WorkerSlot {
   }
 }
 
-export class WorkerPool {
-  private readonly slots: WorkerSlot[] = [];
+export class WorkerPool<M extends TaskTable = Tasks> {
+  private readonly slots: WorkerSlot<M>[] = [];
 
-  constructor(readonly size: number) {}
+  constructor(readonly size: number, private readonly options: PoolOptions = {}) {}
 
   /** The least busy worker for a backend preference, starting one while below the size. */
-  pick(backend?: string): WorkerSlot {
+  pick(backend?: string): WorkerSlot<M> {
     const pref = resolvePreference(backend);
     const same = this.slots.filter((s) => s.alive && s.preference === pref);
     const idle = same.find((s) => s.load === 0 && s.models === 0);
     if (idle) return idle;
     if (same.length < this.size) {
-      const slot = new WorkerSlot(pref, (s) => this.remove(s));
+      const slot = new WorkerSlot<M>(pref, this.options, (s) => this.remove(s));
       this.slots.push(slot);
       return slot;
     }
     return same.reduce((a, b) => (b.load + b.models < a.load + a.models ? b : a));
   }
 
-  run<T>(task: string, args: unknown, opts: RunOptions = {}): Promise<T> {
+  run<K extends keyof M & string>(task: K, args: ArgsOf<M, K>, opts: RunOptions<M> = {}): Promise<ResultOf<M, K>> {
     const slot = opts.slot ?? this.pick(opts.backend);
-    return slot.run<T>(task, args, opts.transfer);
+    return slot.run(task, args, opts.transfer);
   }
 
-  /** Name of the backend the workers for this preference run. */
-  backendName(backend?: string): Promise<string> {
-    return this.run<string>('engine.backend', null, { backend });
-  }
-
-  get workers(): readonly WorkerSlot[] {
+  get workers(): readonly WorkerSlot<M>[] {
     return this.slots;
   }
 
-  private remove(slot: WorkerSlot): void {
+  /** Whether any worker has a task in flight (a CRF then keeps to one thread, see client.crf). */
+  get busy(): boolean {
+    return this.slots.some((s) => s.load > 0);
+  }
+
+  private remove(slot: WorkerSlot<M>): void {
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
   }

@@ -4,10 +4,10 @@
  * node that asks for it, and released when the last of them lets go.
  */
 import { RawImage, ScoreMap } from '../contract';
+import { InferOptions } from '../inference/plan';
 import { ModelConfig, modelKey, normalizeModelConfig } from '../models/config';
-import { getPool, WorkerPool, WorkerSlot } from '../worker/pool';
-import { InferOptions } from './inference-plan';
-import type { InferArgs, LoadResult } from './worker-models';
+import { hostedModel, LoadResult, SwapSource } from './client';
+import { getPool, WorkerPool, WorkerSlot } from './pool';
 
 interface Entry {
   key: string;
@@ -19,8 +19,8 @@ interface Entry {
   loading?: Promise<LoadResult>;
   info?: LoadResult;
   loads: number;
-  /** Weight swaps published since load (re-applied if the worker restarts). */
-  swappedFrom?: { dir?: string; url?: string };
+  /** The last weights published since load (re-applied if the worker restarts). */
+  swappedFrom?: SwapSource;
 }
 
 export interface CacheStats {
@@ -52,10 +52,7 @@ export class ModelHandle {
   async infer(image: RawImage, opts: Partial<InferOptions>): Promise<ScoreMap[]> {
     this.check();
     await this.cache.ensureLoaded(this.entry);
-    // Send a copy: the caller keeps the original RawImage for msg.image.
-    const data = new Uint8Array(image.data);
-    const args: InferArgs = { key: this.entry.workerKey, image: { ...image, data }, plan: opts as InferArgs['plan'] };
-    return this.entry.slot!.run<ScoreMap[]>('model.infer', args, [data.buffer]);
+    return hostedModel.infer(this.entry.slot!, this.entry.workerKey, image, opts);
   }
 
   release(): Promise<void> {
@@ -101,8 +98,8 @@ export class ModelCache {
       slot.models++;
       e.slot = slot;
       e.loads++;
-      e.loading = slot.run<LoadResult>('model.load', { key: e.workerKey, config: e.config }).then(async (info) => {
-        if (e.swappedFrom) await slot.run('model.swap', { key: e.workerKey, ...e.swappedFrom });
+      e.loading = hostedModel.load(slot, e.workerKey, e.config).then(async (info) => {
+        if (e.swappedFrom) await hostedModel.swap(slot, e.workerKey, e.swappedFrom);
         e.info = info;
         return info;
       });
@@ -128,16 +125,16 @@ export class ModelCache {
     slot.models--;
     if (!slot.alive) return;
     await e.loading?.catch(() => undefined);
-    await slot.run('model.release', { key: e.workerKey }).catch(() => undefined);
+    await hostedModel.release(slot, e.workerKey).catch(() => undefined);
   }
 
   /** Hot swap: every model built from this spec takes the checkpoint's weights. */
-  async publish(source: { dir?: string; url?: string }, match: (c: ModelConfig) => boolean): Promise<number> {
+  async publish(source: SwapSource, match: (c: ModelConfig) => boolean): Promise<number> {
     let n = 0;
     for (const e of this.entries.values()) {
       if (!match(e.config)) continue;
       await this.ensureLoaded(e);
-      await e.slot!.run('model.swap', { key: e.workerKey, ...source });
+      await hostedModel.swap(e.slot!, e.workerKey, source);
       e.swappedFrom = source;
       n++;
     }
@@ -149,7 +146,7 @@ export class ModelCache {
     const e = this.entries.get(handle.key);
     if (!e) throw new Error('model is not in the cache');
     await this.ensureLoaded(e);
-    await e.slot!.run('model.save', { key: e.workerKey, dir, meta });
+    await hostedModel.save(e.slot!, e.workerKey, dir, meta);
   }
 
   stats(): CacheStats[] {

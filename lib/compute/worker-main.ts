@@ -1,13 +1,16 @@
 /** Entry point of a compute worker thread: sets up the backend, then runs tasks by name. */
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend } from '../engine/backend';
-import { getTask } from './tasks';
-import { TaskReply, TaskRequest, WorkerInit } from './protocol';
-import './task-modules';
+import { TaskReply, TaskRequest, TaskTable, WorkerInit } from './protocol';
+import { TASKS } from './tasks';
 
 const init = workerData as WorkerInit;
 const port = parentPort;
 if (!port) throw new Error('worker-main must run in a worker thread');
+
+const table: TaskTable = { ...TASKS };
+// Test-only task modules (see WorkerInit.taskModules); production never names any.
+for (const file of init.taskModules ?? []) Object.assign(table, (require(file) as { TASKS: TaskTable }).TASKS);
 
 const ready = initBackend(init.backend);
 
@@ -23,16 +26,12 @@ async function run(req: TaskRequest): Promise<void> {
   let reply: TaskReply;
   let transfer: ArrayBuffer[] = [];
   try {
-    const backend = await ready;
-    if (req.task === 'engine.backend') {
-      reply = { id: req.id, ok: true, result: backend };
-    } else {
-      const task = getTask(req.task);
-      if (!task) throw new Error(`unknown worker task "${req.task}"`);
-      const out = await task(req.args as never);
-      transfer = out.transfer ?? [];
-      reply = { id: req.id, ok: true, result: out.result };
-    }
+    await ready;
+    const task = Object.prototype.hasOwnProperty.call(table, req.task) ? table[req.task] : undefined;
+    if (!task) throw new Error(`unknown worker task "${req.task}"`);
+    const out = await task(req.args as never);
+    transfer = out.transfer ?? [];
+    reply = { id: req.id, ok: true, result: out.result };
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     reply = { id: req.id, ok: false, error: { name: e.name, message: e.message, stack: e.stack } };

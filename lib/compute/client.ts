@@ -1,0 +1,77 @@
+/**
+ * The client of the compute workers: the one place in the package that asks for a task by
+ * name. Nodes call these functions (or the model cache, which calls the model ones); each
+ * decides what is copied and what is moved to the worker, so a caller never hands over data
+ * it still shares with other wires.
+ */
+import type { LabelMap, RawImage, ScoreMap } from '../contract';
+import type { FusionOptions } from '../fusion/msc-fusion';
+import type { InferOptions } from '../inference/plan';
+import type { ModelConfig } from '../models/config';
+import type { UpsampleOutput, UpsampleResult } from '../ops/score-map';
+import { getPool, WorkerPool, WorkerSlot } from './pool';
+import type { InferArgs, LoadResult, SwapSource } from './model-host';
+import type { CrfArgs, CrfOutput, EngineMemory } from './tasks';
+
+/** Name of the backend the workers for this preference run. */
+export function backendName(backend?: string, pool: WorkerPool = getPool()): Promise<string> {
+  return pool.run('engine.backend', null, { backend });
+}
+
+/** tfjs memory and the process RSS as one worker sees them (leak checks, benchmarks). */
+export function engineMemory(slot: WorkerSlot): Promise<EngineMemory> {
+  return slot.run('engine.memory', null);
+}
+
+/** A score map to width x height (bilinear), then softmax and / or argmax; the caller's map is left as it is. */
+export function upsample(map: ScoreMap, width: number, height: number, alignCorners: boolean, output: UpsampleOutput, pool: WorkerPool = getPool()): Promise<UpsampleResult> {
+  const copy = { ...map, data: new Float32Array(map.data) };
+  return pool.run('ops.upsample', { map: copy, width, height, alignCorners, output }, { transfer: [copy.data.buffer] });
+}
+
+/** Fusion of the score maps of one image (large maps: small ones fuse inline); the caller's maps are left as they are. */
+export function fuse(maps: readonly ScoreMap[], options: FusionOptions, pool: WorkerPool = getPool()): Promise<ScoreMap> {
+  const copies = maps.map((m) => ({ ...m, data: new Float32Array(m.data) }));
+  return pool.run('fusion.fuse', { maps: copies, options }, { transfer: copies.map((m) => m.data.buffer) });
+}
+
+/**
+ * The dense CRF of a map and its image: refined probabilities and their labels. It takes both
+ * cores (a helper thread) only while no other task is in flight: a forward pass or another CRF
+ * would compete with the helper and stall the two threads' barriers. The map and the image are
+ * copied, not moved (other wires may hold them).
+ */
+export async function crf(args: Omit<CrfArgs, 'labels'>, pool: WorkerPool = getPool()): Promise<CrfOutput & { labels: LabelMap }> {
+  const options = { ...args.options, threads: args.options?.threads ?? (pool.busy ? 1 : undefined) };
+  const r = await pool.run('crf.run', { ...args, options });
+  if (!r.labels) throw new Error('the CRF task returned no labels');
+  return { ...r, labels: r.labels };
+}
+
+/** The model tasks, on the worker that holds the model (the model cache's side of them). */
+export const hostedModel = {
+  load(slot: WorkerSlot, key: string, config: ModelConfig): Promise<LoadResult> {
+    return slot.run('model.load', { key, config });
+  },
+
+  /** Forward pass(es) of one image; its pixels are copied (the caller keeps the image for msg.image). */
+  infer(slot: WorkerSlot, key: string, image: RawImage, options: Partial<InferOptions>): Promise<ScoreMap[]> {
+    const data = new Uint8Array(image.data);
+    const args: InferArgs = { key, image: { ...image, data }, options };
+    return slot.run('model.infer', args, [data.buffer]);
+  },
+
+  release(slot: WorkerSlot, key: string): Promise<boolean> {
+    return slot.run('model.release', { key });
+  },
+
+  swap(slot: WorkerSlot, key: string, source: SwapSource): Promise<{ params: number }> {
+    return slot.run('model.swap', { key, source });
+  },
+
+  save(slot: WorkerSlot, key: string, dir: string, meta?: Record<string, unknown>): Promise<void> {
+    return slot.run('model.save', { key, dir, meta });
+  },
+};
+
+export type { CrfArgs, CrfOutput, EngineMemory, LoadResult, SwapSource };

@@ -1,0 +1,108 @@
+/**
+ * The worker side of the model cache: networks live in the worker that runs their forward
+ * passes (lib/compute/tasks names the tasks that reach them; model-cache is the main-thread side).
+ */
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs';
+import { RawImage, ScoreMap } from '../contract';
+import { InferOptions, planInference } from '../inference/plan';
+import { predictPlan } from '../inference/predict';
+import { ModelConfig } from '../models/config';
+import { DeepLab, sameNetwork } from '../models/deeplab';
+import { Preprocessing } from '../models/preprocess';
+import { assignWeights, readSavedDir, readSavedUrl, saveModel } from '../weights/format';
+import { readWeights } from '../weights/load';
+
+interface Hosted {
+  model: DeepLab;
+  preprocessing: Preprocessing;
+  classNames?: string[];
+}
+
+const models = new Map<string, Hosted>();
+
+export interface LoadResult {
+  backend: string;
+  params: number;
+  spec: DeepLab['spec'];
+  preprocessing: Preprocessing;
+  classNames?: string[];
+  loadMs: number;
+}
+
+export async function loadModel(key: string, config: ModelConfig): Promise<LoadResult> {
+  const t0 = Date.now();
+  if (!models.has(key)) {
+    const saved = await readWeights(config.weights);
+    // A saved model carries its own spec and preprocessing: they win over the config's.
+    const model = new DeepLab(saved ? saved.manifest.spec : config.spec);
+    try {
+      if (saved) assignWeights(model, saved);
+      const hosted: Hosted = {
+        model,
+        preprocessing: saved ? saved.manifest.preprocessing : config.preprocessing,
+        classNames: saved?.manifest.classNames ?? config.classNames,
+      };
+      const warm = config.warmupSize ?? 65;
+      if (warm > 0) tf.tidy(() => model.forward(tf.zeros([1, warm, warm, 3])).logits.dataSync());
+      models.set(key, hosted);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
+  const m = models.get(key)!;
+  return { backend: tf.getBackend(), params: m.model.paramCount(), spec: m.model.spec, preprocessing: m.preprocessing, classNames: m.classNames, loadMs: Date.now() - t0 };
+}
+
+function get(key: string): Hosted {
+  const m = models.get(key);
+  if (!m) throw new Error('model is not loaded in this worker (released or worker restarted)');
+  return m;
+}
+
+export interface InferArgs {
+  key: string;
+  image: RawImage;
+  /** The deeplab-infer node's options; the runs are planned here, where the output stride is known. */
+  options: Partial<InferOptions>;
+}
+
+/** Runs every scale (and flip) of the plan; returns one logits ScoreMap per run. */
+export function inferMaps(args: InferArgs): ScoreMap[] {
+  const m = get(args.key);
+  const plan = planInference(args.image.width, args.image.height, m.model.spec.outputStride, args.options);
+  return predictPlan(m.model, m.preprocessing, args.image, plan);
+}
+
+export function releaseModel(key: string): boolean {
+  const m = models.get(key);
+  if (!m) return false;
+  m.model.dispose();
+  models.delete(key);
+  return true;
+}
+
+/** Where published weights are read from: a saved-model folder (a checkpoint, or a link to one) or a URL. */
+export type SwapSource = { dir: string } | { url: string };
+
+/** Hot swap: new weights into the live model's variables, no rebuild. */
+export async function swapWeights(key: string, source: SwapSource): Promise<{ params: number }> {
+  const m = get(key);
+  // A published folder is a link switched atomically to each new checkpoint: resolved once, so
+  // the manifest and the weights are read from one checkpoint even while the next is published.
+  const saved = 'dir' in source ? readSavedDir(fs.realpathSync(source.dir)) : await readSavedUrl(source.url);
+  if (!sameNetwork(saved.manifest.spec, m.model.spec)) throw new Error('the checkpoint was trained for another network (spec differs): it cannot be swapped into this model');
+  assignWeights(m.model, saved);
+  return { params: m.model.paramCount() };
+}
+
+export async function saveHosted(key: string, dir: string, meta?: Record<string, unknown>): Promise<void> {
+  const m = get(key);
+  await saveModel(m.model, dir, m.preprocessing, { classNames: m.classNames, meta });
+}
+
+/** Keys of the models this worker holds (tests look). */
+export function loadedKeys(): string[] {
+  return [...models.keys()];
+}

@@ -1,0 +1,79 @@
+/**
+ * The typed task map of the compute workers: every task a worker runs, by name, with its argument
+ * and result types (the pool and the client take them from `Tasks`, a type-only import, so the
+ * main thread never loads this module). A task gets plain data (typed arrays arrive as
+ * transferables) and returns a TaskOutput whose buffers are moved back, not copied.
+ *
+ * Callers never write these names: lib/compute/client is the one place that asks for a task.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { LabelMap, RawImage, ScoreMap } from '../contract';
+import { CrfOptions, CrfTiming, denseCrf } from '../crf/dense-crf';
+import { CrfParams } from '../crf/params';
+import { fuseScoreMaps, FusionOptions } from '../fusion/msc-fusion';
+import { ModelConfig } from '../models/config';
+import { argmaxScoreMap, UpsampleArgs, UpsampleResult, upsampleScoreMap } from '../ops/score-map';
+import { InferArgs, inferMaps, loadModel, LoadResult, releaseModel, saveHosted, swapWeights, SwapSource } from './model-host';
+import { TaskOutput, transferablesOf } from './protocol';
+
+export interface EngineMemory {
+  backend: string;
+  numTensors: number;
+  numBytes: number;
+  rss: number;
+}
+
+export interface CrfArgs {
+  map: ScoreMap;
+  image: RawImage;
+  params: CrfParams;
+  options?: CrfOptions;
+  /** Also return the argmax labels (default true). */
+  labels?: boolean;
+}
+
+export interface CrfOutput {
+  /** Refined probabilities (kind 'probs', stride 1). */
+  probs: ScoreMap;
+  /** Their argmax (ignoreIndex 255), unless `labels: false` was asked. */
+  labels?: LabelMap;
+  timing: CrfTiming;
+}
+
+export const TASKS = {
+  'engine.backend': (): TaskOutput<string> => ({ result: tf.getBackend() }),
+  'engine.memory': (): TaskOutput<EngineMemory> => {
+    const m = tf.memory();
+    return { result: { backend: tf.getBackend(), numTensors: m.numTensors, numBytes: m.numBytes, rss: process.memoryUsage().rss } };
+  },
+
+  'model.load': async (a: { key: string; config: ModelConfig }): Promise<TaskOutput<LoadResult>> => ({ result: await loadModel(a.key, a.config) }),
+  'model.infer': (a: InferArgs): TaskOutput<ScoreMap[]> => {
+    const maps = inferMaps(a);
+    return { result: maps, transfer: transferablesOf(...maps.map((m) => m.data)) };
+  },
+  'model.release': (a: { key: string }): TaskOutput<boolean> => ({ result: releaseModel(a.key) }),
+  'model.swap': async (a: { key: string; source: SwapSource }): Promise<TaskOutput<{ params: number }>> => ({ result: await swapWeights(a.key, a.source) }),
+  'model.save': async (a: { key: string; dir: string; meta?: Record<string, unknown> }): Promise<TaskOutput<void>> => {
+    await saveHosted(a.key, a.dir, a.meta);
+    return { result: undefined };
+  },
+
+  // Score-map work is plain JavaScript, but a 513x513x21 map is tens of milliseconds: off the event loop.
+  'ops.upsample': (a: UpsampleArgs): TaskOutput<UpsampleResult> => {
+    const r = upsampleScoreMap(a);
+    return { result: r, transfer: transferablesOf(r.map?.data, r.labels?.data) };
+  },
+  'fusion.fuse': (a: { maps: ScoreMap[]; options: FusionOptions }): TaskOutput<ScoreMap> => {
+    const result = fuseScoreMaps(a.maps, a.options);
+    return { result, transfer: transferablesOf(result.data) };
+  },
+  'crf.run': (a: CrfArgs): TaskOutput<CrfOutput> => {
+    const { probs, timing } = denseCrf(a.map, a.image, a.params, a.options ?? {});
+    const result: CrfOutput = { probs, timing };
+    if (a.labels !== false) result.labels = argmaxScoreMap(probs, 255);
+    return { result, transfer: transferablesOf(probs.data, result.labels?.data) };
+  },
+};
+
+export type Tasks = typeof TASKS;

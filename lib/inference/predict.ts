@@ -1,0 +1,105 @@
+/**
+ * THE forward wrapper: an RGB image through a network, as the model host (deeplab-infer),
+ * training's evaluation and the CRF search all run it. Normalise, resize to the planned size,
+ * mirror (flip), pad to a valid size, forward, then either crop the logits to the cells that
+ * cover the image or upsample them to the input and crop to the image, pixel for pixel.
+ *
+ * Padding value: zeros after normalisation, which is the mean pixel before it for every
+ * preprocessing here (mean subtraction, ImageNet mean / std, tanh's 127.5). That is what DeepLab's
+ * reference evaluation does (it pads with the mean pixel, then subtracts the mean) and what the
+ * training crops are padded with (models/preprocess padValueFor), so the border the network sees
+ * when predicting is the one it learnt from. Padding after normalising is exact (the mean in
+ * 0..255 of ImageNet is not a whole number) and lets the padding follow the resize.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { LabelMap, RawImage, ScoreMap } from '../contract';
+import { DeepLab } from '../models/deeplab';
+import { upsample } from '../models/layers';
+import { normalize, Preprocessing } from '../models/preprocess';
+import { alignsCorners, coveringCells, InferPlan, paddedRun, PlannedRun } from './plan';
+
+export interface RunOptions {
+  /** Also run the mirrored image (second in the batch, mirrored back by the caller). */
+  flip?: boolean;
+  /** 'stride': logits cropped to the cells covering the image; 'input': upsampled to the run's size. */
+  at?: 'stride' | 'input';
+}
+
+/** The image as the [1, H, W, 3] int32 tensor every run of it starts from (the caller disposes). */
+export function imageTensor(image: RawImage): tf.Tensor4D {
+  return tf.tensor4d(image.data, [1, image.height, image.width, 3], 'int32');
+}
+
+/** One planned run: logits [n, h, w, C] (n = 2 with flip, the mirrored copy second); the caller disposes. */
+export function forwardRun(model: DeepLab, pre: Preprocessing, src: tf.Tensor4D, run: PlannedRun, o: RunOptions = {}): tf.Tensor4D {
+  const align = alignsCorners(model.spec);
+  const padded = tf.tidy(() => {
+    const x = upsample(normalize(src, pre), run.height, run.width, align);
+    // Mirror before padding so both copies keep the image in the top-left corner.
+    const both = o.flip ? tf.concat([x, tf.reverse(x, 2)], 0) : x;
+    return run.padBottom || run.padRight ? tf.pad(both, [[0, 0], [0, run.padBottom], [0, run.padRight], [0, 0]]) : both;
+  });
+  const logits = tf.tidy(() => model.forward(padded as tf.Tensor4D).logits);
+  padded.dispose();
+  const out = tf.tidy(() => {
+    const [n, lh, lw, classes] = logits.shape;
+    if (o.at === 'input') {
+      // Upsampled to the padded input, where cell j lands on pixel j * stride, then cropped.
+      const up = upsample(logits, run.height + run.padBottom, run.width + run.padRight, align);
+      return run.padBottom || run.padRight ? tf.slice(up, [0, 0, 0, 0], [n, run.height, run.width, classes]) : up.clone();
+    }
+    const ch = coveringCells(run.height, run.padBottom, lh);
+    const cw = coveringCells(run.width, run.padRight, lw);
+    return ch === lh && cw === lw ? logits.clone() : tf.slice(logits, [0, 0, 0, 0], [n, ch, cw, classes]);
+  });
+  logits.dispose();
+  return out as tf.Tensor4D;
+}
+
+/** Every run of a plan: one logits ScoreMap per scale (and flipped copy), at the logits' stride. */
+export function predictPlan(model: DeepLab, pre: Preprocessing, image: RawImage, plan: InferPlan): ScoreMap[] {
+  const maps: ScoreMap[] = [];
+  const src = imageTensor(image);
+  try {
+    for (const run of plan.runs) {
+      const logits = forwardRun(model, pre, src, run, { flip: plan.flip });
+      const [n, height, width, classes] = logits.shape;
+      const data = logits.dataSync() as Float32Array;
+      logits.dispose();
+      const per = height * width * classes;
+      for (let b = 0; b < n; b++) {
+        const mapData = n === 1 ? data : data.slice(b * per, (b + 1) * per);
+        maps.push({ width, height, classes, data: mapData, kind: 'logits', stride: model.logitStride, scale: run.scale, flipped: b === 1 });
+      }
+    }
+  } finally {
+    src.dispose();
+  }
+  return maps;
+}
+
+/** Logits at the image's own size, [1, H, W, C] (the caller disposes): evaluation's prediction. */
+export function logitsAtImageSize(model: DeepLab, pre: Preprocessing, image: RawImage): tf.Tensor4D {
+  const src = imageTensor(image);
+  try {
+    return forwardRun(model, pre, src, paddedRun(image.width, image.height, model.spec.outputStride), { at: 'input' });
+  } finally {
+    src.dispose();
+  }
+}
+
+export function predictLabels(model: DeepLab, pre: Preprocessing, image: RawImage): LabelMap {
+  const ids = tf.tidy(() => tf.argMax(logitsAtImageSize(model, pre, image), -1));
+  const data = Uint8Array.from(ids.dataSync());
+  ids.dispose();
+  return { width: image.width, height: image.height, data, ignoreIndex: 255 };
+}
+
+/** Class probabilities at the image's size as a ScoreMap (input of the dense CRF). */
+export function predictProbs(model: DeepLab, pre: Preprocessing, image: RawImage): ScoreMap {
+  const p = tf.tidy(() => tf.softmax(logitsAtImageSize(model, pre, image)));
+  const data = p.dataSync() as Float32Array;
+  const classes = p.shape[3];
+  p.dispose();
+  return { width: image.width, height: image.height, classes, data: Float32Array.from(data), kind: 'probs', stride: 1 };
+}
