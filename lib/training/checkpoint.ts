@@ -5,12 +5,18 @@
  *                       /optimizer.bin               momentum buffers, float32, by name
  *                       /training-state.json         iteration, RNG position, config, metrics
  *   <root>/latest.json                               the newest complete checkpoint
- *   <root>/published/deeplab.json, weights.bin       the model last published for hot swapping
+ *   <root>/published -> ckpt-00001000                 the model last published for hot swapping
  *
  * A checkpoint is written into a temporary folder, every file flushed to disk, then the folder
  * is renamed into place (atomic on one file system) and latest.json replaced atomically. A
  * process killed at any moment leaves the previous checkpoint whole; the leftover temporary
  * folder is removed by the next write. Only the newest `keep` checkpoints are kept.
+ *
+ * Publishing writes no weights: `published` is a symbolic link switched to the new checkpoint
+ * folder by one rename (atomic), and a checkpoint folder never changes once in place. A reader
+ * that resolves the link once (the model host does) reads the manifest and the weights of one
+ * iteration, never a mix; the published checkpoint is never pruned. Where links cannot be made
+ * (Windows without the right), the files are copied into a `published` folder instead.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -27,6 +33,7 @@ export const STATE_VERSION = 1;
 
 const CKPT_RE = /^ckpt-(\d{8,})$/;
 const TMP_PREFIX = '.tmp-ckpt-';
+const TMP_LINK_PREFIX = '.tmp-published-';
 
 export interface EvalRecord {
   iteration: number;
@@ -110,7 +117,7 @@ export function removeStaleTemps(root: string): void {
   } catch {
     return;
   }
-  for (const n of names) if (n.startsWith(TMP_PREFIX)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  for (const n of names) if (n.startsWith(TMP_PREFIX) || n.startsWith(TMP_LINK_PREFIX)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
 }
 
 /** Writes a checkpoint; returns its folder. */
@@ -155,13 +162,14 @@ export async function writeCheckpoint(root: string, data: CheckpointData, keep: 
   return final;
 }
 
-/** Keeps the newest `keep` numbered checkpoints (and always `protect`). */
+/** Keeps the newest `keep` numbered checkpoints (and always `protect` and the published one). */
 export function pruneCheckpoints(root: string, keep: number, protect?: string): void {
   const all = listCheckpoints(root);
+  const published = publishedCheckpoint(root);
   let excess = all.length - Math.max(1, keep);
   for (const c of all) {
     if (excess <= 0) break;
-    if (c.name === protect) continue;
+    if (c.name === protect || c.name === published) continue;
     fs.rmSync(c.dir, { recursive: true, force: true });
     excess--;
   }
@@ -215,16 +223,50 @@ export function findLatestCheckpoint(root: string): LoadedCheckpoint | undefined
   return undefined;
 }
 
-/** Removes every numbered checkpoint, the pointer and leftovers (a run started from scratch). */
+/**
+ * Removes every numbered checkpoint, the pointer, the published link and leftovers (a run started
+ * from scratch: its first checkpoint is published again).
+ */
 export function clearCheckpoints(root: string): void {
+  if (publishedCheckpoint(root)) fs.rmSync(path.join(root, PUBLISHED_DIR), { force: true });
   for (const c of listCheckpoints(root)) fs.rmSync(c.dir, { recursive: true, force: true });
   fs.rmSync(path.join(root, LATEST_FILE), { force: true });
   removeStaleTemps(root);
 }
 
-/** Writes the model files to <root>/published (each file atomically); returns that folder. */
-export function writePublished(root: string, saved: SavedWeights): string {
-  const dir = path.join(root, PUBLISHED_DIR);
-  writeSaved(dir, saved);
-  return dir;
+/** The checkpoint folder name `published` links to, if it is a link to one. */
+export function publishedCheckpoint(root: string): string | undefined {
+  try {
+    const target = path.basename(fs.readlinkSync(path.join(root, PUBLISHED_DIR)));
+    return CKPT_RE.test(target) ? target : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Publishes a checkpoint folder of `root` for hot swapping: `<root>/published` becomes a link to
+ * it, switched atomically (see the header). Returns the published folder's path.
+ */
+export function publishCheckpoint(root: string, checkpointDir: string): string {
+  const published = path.join(root, PUBLISHED_DIR);
+  const name = path.basename(checkpointDir);
+  const tmp = path.join(root, `${TMP_LINK_PREFIX}${process.pid}-${Date.now()}`);
+  try {
+    // Relative, so the training folder can be moved or copied as a whole; a junction on Windows.
+    fs.symlinkSync(name, tmp, 'junction');
+  } catch {
+    writeSaved(published, readSavedDir(checkpointDir));
+    return published;
+  }
+  try {
+    fs.renameSync(tmp, published);
+  } catch {
+    // A `published` folder of files (written where no link could be made, or by an older
+    // version) cannot be renamed over: it goes first, then the link takes its place.
+    fs.rmSync(published, { recursive: true, force: true });
+    fs.renameSync(tmp, published);
+  }
+  fsyncDir(root);
+  return published;
 }

@@ -13,7 +13,7 @@ import { assignWeights, SavedWeights, serialize } from '../weights/format';
 import { readWeights } from '../weights/load';
 import { Rng, STREAM } from '../runtime/random';
 import {
-  clearCheckpoints, EvalRecord, findLatestCheckpoint, LoadedCheckpoint, writeCheckpoint, writePublished, WriteHooks,
+  clearCheckpoints, EvalRecord, findLatestCheckpoint, LoadedCheckpoint, publishCheckpoint, writeCheckpoint, WriteHooks,
 } from './checkpoint';
 import { DataSpec, lossAtFor, TrainConfig } from './config';
 import { Batch, BatchLoader, BatchRecipe, InlineLoader, openSource, SampleSource } from './data';
@@ -48,7 +48,7 @@ export interface EvalInfo {
 export interface CheckpointInfo {
   iteration: number;
   dir: string;
-  /** Folder with the model files to hot-swap (when publishing). */
+  /** The published folder (a link to `dir`) to hot-swap from, when publishing. */
   publishedDir?: string;
   reason: 'periodic' | 'final' | 'stop';
 }
@@ -331,7 +331,7 @@ export class Trainer {
     return this.valSource;
   }
 
-  /** Writes a checkpoint (and the published copy); requires checkpointDir. */
+  /** Writes a checkpoint and publishes it (when configured); requires checkpointDir. */
   async checkpoint(reason: CheckpointInfo['reason'] = 'periodic'): Promise<CheckpointInfo> {
     const c = this.config;
     if (!c.checkpointDir) throw new Error('no checkpoint folder configured');
@@ -351,7 +351,7 @@ export class Trainer {
         elapsedMs: this.elapsedMs,
       },
     }, c.keep, this.hooks);
-    const publishedDir = c.publish ? writePublished(c.checkpointDir, saved) : undefined;
+    const publishedDir = c.publish ? publishCheckpoint(c.checkpointDir, dir) : undefined;
     return { iteration: this.iteration, dir, publishedDir, reason };
   }
 
@@ -379,9 +379,8 @@ export class Trainer {
     };
     if (this.resumedFrom && this.iteration >= c.maxIter && c.checkpointDir && c.publish) {
       // Nothing left to train, but the weights still go to the running models (after a
-      // Node-RED restart the cache holds fresh, untrained ones).
-      const saved = await serialize(this.model, c.model.preprocessing, { classNames: c.model.classNames, meta: { iteration: this.iteration, maxIter: c.maxIter } });
-      await ev.onCheckpoint?.({ iteration: this.iteration, dir: this.resumedFrom, publishedDir: writePublished(c.checkpointDir, saved), reason: 'final' });
+      // Node-RED restart the cache holds fresh, untrained ones): the checkpoint it resumed from.
+      await ev.onCheckpoint?.({ iteration: this.iteration, dir: this.resumedFrom, publishedDir: publishCheckpoint(c.checkpointDir, this.resumedFrom), reason: 'final' });
     }
     while (this.iteration < c.maxIter) {
       await control.waitWhilePaused?.();
