@@ -1,9 +1,8 @@
 /**
  * What a training run is: the network (a ModelConfig, as the deeplab-model node describes it),
  * the data, the optimiser recipe and the loop's housekeeping. Plain data, so it travels to the
- * training worker and into checkpoints. Defaults follow the DeepLab recipe as kazuto1011's
- * deeplab-pytorch trains it (SGD 0.9, poly 0.9, lr 2.5e-4, weight decay 5e-4, crop 321,
- * scale 0.5..1.5, mirror; backbone x1, head x10, head biases x20 without weight decay).
+ * training worker and into checkpoints. Its defaults are RECIPE (below): the one statement of
+ * them, which the train node's settings take too.
  */
 import { LabelMap, RawImage } from '../contract';
 import { ListOptions } from '../data/dataset';
@@ -20,6 +19,19 @@ export type DataSpec =
   | { kind: 'folder'; root: string; dir: string; list?: ListOptions; limit?: number }
   /** Samples given as data (tests, flows that built their own set). */
   | { kind: 'memory'; samples: { id: string; image: RawImage; label: LabelMap }[] };
+
+/**
+ * The DeepLab recipe as kazuto1011's deeplab-pytorch trains it on VOC: SGD with momentum 0.9,
+ * poly 0.9, lr 2.5e-4, weight decay 5e-4, crop 321, scale 0.5..1.5, mirror; backbone x1, head x10,
+ * head biases x20 without weight decay. Its effective batch of 10 is taken as 2 crops x 5
+ * accumulated passes rather than 5 x 2: a training pass over more than 2 crops of 321 exceeds the
+ * WebAssembly heap (4 GB) for DeepLab v3+ MobileNetV2, and the sum of the gradients is the same.
+ */
+export const RECIPE = Object.freeze({
+  crop: 321, cropScale: [0.5, 1.5], batchSize: 2, iterSize: 5, maxIter: 20000,
+  lr: 2.5e-4, lrPower: 0.9, momentum: 0.9, weightDecay: 5e-4, backboneLrMult: 1, headLrMult: 10, biasLrFactor: 2,
+  evalEvery: 1000, checkpointEvery: 1000, keep: 3, progressEvery: 10,
+});
 
 /** Where the loss is computed: on labels downsampled to the logits (v1/v2) or logits upsampled to the labels (v3/v3+). */
 export type LossAt = 'auto' | 'logits' | 'labels';
@@ -128,20 +140,20 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
     init: c.init,
     train: c.train,
     val: c.val,
-    cropSize: c.cropSize ?? 321,
-    scaleMin: c.scaleMin ?? 0.5,
-    scaleMax: c.scaleMax ?? 1.5,
+    cropSize: c.cropSize ?? RECIPE.crop,
+    scaleMin: c.scaleMin ?? RECIPE.cropScale[0],
+    scaleMax: c.scaleMax ?? RECIPE.cropScale[1],
     mirror: c.mirror ?? true,
-    batchSize: c.batchSize ?? 5,
-    iterSize: c.iterSize ?? 2,
-    maxIter: c.maxIter ?? 20000,
-    lr: c.lr ?? 2.5e-4,
-    lrPower: c.lrPower ?? 0.9,
-    momentum: c.momentum ?? 0.9,
-    weightDecay: c.weightDecay ?? 5e-4,
-    backboneLrMult: c.backboneLrMult ?? 1,
-    headLrMult: c.headLrMult ?? 10,
-    biasLrFactor: c.biasLrFactor ?? 2,
+    batchSize: c.batchSize ?? RECIPE.batchSize,
+    iterSize: c.iterSize ?? RECIPE.iterSize,
+    maxIter: c.maxIter ?? RECIPE.maxIter,
+    lr: c.lr ?? RECIPE.lr,
+    lrPower: c.lrPower ?? RECIPE.lrPower,
+    momentum: c.momentum ?? RECIPE.momentum,
+    weightDecay: c.weightDecay ?? RECIPE.weightDecay,
+    backboneLrMult: c.backboneLrMult ?? RECIPE.backboneLrMult,
+    headLrMult: c.headLrMult ?? RECIPE.headLrMult,
+    biasLrFactor: c.biasLrFactor ?? RECIPE.biasLrFactor,
     biasDecay: c.biasDecay ?? false,
     bnDecay: c.bnDecay ?? false,
     freezeBN: c.freezeBN ?? false,
@@ -150,13 +162,13 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
     auxWeight: c.auxWeight ?? 0.5,
     seed: c.seed ?? 1,
     checkpointDir: c.checkpointDir || undefined,
-    checkpointEvery: c.checkpointEvery ?? 1000,
-    keep: c.keep ?? 3,
+    checkpointEvery: c.checkpointEvery ?? RECIPE.checkpointEvery,
+    keep: c.keep ?? RECIPE.keep,
     publish: c.publish ?? true,
-    evalEvery: c.evalEvery ?? 1000,
+    evalEvery: c.evalEvery ?? RECIPE.evalEvery,
     evalLimit: c.evalLimit ?? 0,
     evalRule: c.evalRule ?? 'voc',
-    progressEvery: c.progressEvery ?? 10,
+    progressEvery: c.progressEvery ?? RECIPE.progressEvery,
     prefetch: c.prefetch ?? 4,
     dataWorker: c.dataWorker ?? true,
   };

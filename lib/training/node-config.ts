@@ -11,7 +11,7 @@ import { SYNTHETIC_MAX_CLASSES, syntheticClassNames, SyntheticOptions } from '..
 import { ModelConfig, normalizeModelConfig, WeightsSource } from '../models/config';
 import { findPublished } from '../weights/catalogue';
 import { CLASS_PRESETS } from '../data/palette';
-import { DataSpec, normalizeTrainConfig, TrainConfig, TrainConfigInput } from './config';
+import { DataSpec, normalizeTrainConfig, RECIPE, TrainConfig, TrainConfigInput } from './config';
 import { CrfRequest, ResumeMode } from './protocol';
 
 export interface TrainProps {
@@ -103,12 +103,6 @@ function bool(v: unknown, fallback: boolean): boolean {
 
 /** Quick schedule for the synthetic demo (a small network trained from scratch). */
 const DEMO = { cropScale: [0.75, 1.25], batchSize: 8, iterSize: 1, maxIter: 300, lr: 0.02, weightDecay: 1e-4, evalEvery: 50, checkpointEvery: 100, progressEvery: 5 };
-/**
- * The DeepLab recipe (kazuto1011 deeplab-pytorch, VOC), with its effective batch of 10 taken as
- * 2 x 5 rather than 5 x 2: a training pass over more than 2 crops of 321 exceeds the WebAssembly
- * heap (4 GB) for DeepLab v3+ MobileNetV2.
- */
-const RECIPE = { crop: 321, cropScale: [0.5, 1.5], batchSize: 2, iterSize: 5, maxIter: 20000, lr: 2.5e-4, weightDecay: 5e-4, evalEvery: 1000, checkpointEvery: 1000, progressEvery: 10 };
 
 /** Option names a start message may override (msg.options / an object payload). */
 export const OVERRIDABLE = [

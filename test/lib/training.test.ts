@@ -399,6 +399,9 @@ describe('lib/training: building blocks', () => {
       assert.deepEqual(f.train, { kind: 'folder', root: '/home/u/.node-red', dir: 'VOC', list: { layout: 'voc', imagesDir: undefined, masksDir: undefined, split: 'train' }, limit: 0 });
       assert.equal(f.val?.kind === 'folder' && f.val.list?.split, 'val');
       assert.deepEqual([f.cropSize, f.scaleMin, f.scaleMax, f.batchSize, f.iterSize, f.maxIter, f.lr, f.weightDecay], [321, 0.5, 1.5, 2, 5, 50, 0.001, 5e-4]);
+      // One recipe: a run configured in code gets the train node's defaults.
+      const code = normalizeTrainConfig({ train: f.train });
+      assert.deepEqual([code.cropSize, code.scaleMin, code.scaleMax, code.batchSize, code.iterSize, code.weightDecay], [321, 0.5, 1.5, 2, 5, 5e-4]);
       assert.deepEqual(folder.crfAfter, { images: 3 });
       assert.equal(f.msc, false);
       const v2 = normalizeModelConfig({ spec: { variant: 'v2', classes: 4, width: 0.0625 } });
