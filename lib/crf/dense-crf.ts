@@ -11,7 +11,8 @@ import {
   smoothnessFeatures, unaryPrior, updateQ,
 } from './mean-field';
 import { closeCrfHelper, releaseSharedBuffers, runParallel } from './parallel';
-import { releaseArena, simdSupported } from './simd';
+import { releaseArena } from './arena';
+import { simdSupported } from './simd';
 import { SimdPart, planSimd, readQ } from './simd-mean-field';
 import { CrfParams, validateCrfParams } from './params';
 
@@ -86,17 +87,17 @@ export function defaultThreads(): number {
   return Math.min(2, os.availableParallelism?.() ?? os.cpus().length);
 }
 
-function buildKernels(image: RawImage, params: CrfParams, exact: boolean, alloc?: Parameters<typeof latticeKernel>[4]): CrfKernel[] {
+function buildKernels(image: RawImage, params: CrfParams, exact: boolean): CrfKernel[] {
   const { width: W, height: H } = image;
   const n = W * H;
   const kernels: CrfKernel[] = [];
   if (params.w1 > 0) {
     const f = appearanceFeatures(image, params.thetaAlpha, params.thetaBeta);
-    kernels.push(exact ? exactKernel(f, n, 5, params.w1) : latticeKernel(f, n, 5, params.w1, alloc));
+    kernels.push(exact ? exactKernel(f, n, 5, params.w1) : latticeKernel(f, n, 5, params.w1));
   }
   if (params.w2 > 0) {
     const f = smoothnessFeatures(W, H, params.thetaGamma);
-    kernels.push(exact ? exactKernel(f, n, 2, params.w2) : latticeKernel(f, n, 2, params.w2, alloc));
+    kernels.push(exact ? exactKernel(f, n, 2, params.w2) : latticeKernel(f, n, 2, params.w2));
   }
   return kernels;
 }
@@ -183,5 +184,3 @@ function releaseWhenIdle(): void {
   }, CRF_IDLE_RELEASE_MS);
   idleTimer.unref();
 }
-
-export { buildKernels as buildCrfKernels };

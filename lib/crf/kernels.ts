@@ -3,7 +3,7 @@
  * the number of classes handled together. V8 does not vectorise or unroll loops over typed
  * arrays; with the vertex offsets/weights and the classes unrolled into straight-line code
  * (locals instead of reloads, no inner loop counters) the splat and slice run 2.5 to 4 times
- * faster than the generic loops (measured on this machine). The generated source only ever
+ * faster than the generic loops (bench/crf.ts). The generated source only ever
  * interpolates small integers chosen here, never data.
  */
 

@@ -7,8 +7,9 @@
  * weights.
  *
  * The lattice geometry depends only on the features, so it is built once per image and reused
- * for every mean-field iteration and every class. Storage is flat typed arrays so several
- * threads can share it (SharedArrayBuffer) and the filter loops allocate nothing.
+ * for every mean-field iteration and every class. Storage is flat typed arrays, so a geometry
+ * passes to the CRF's helper thread or into WebAssembly memory as it is, and the filter loops
+ * allocate nothing.
  *
  * Scaling: features are in units of the kernel's standard deviation (position / theta), and
  * the lattice scale is the one Krähenbühl's reference densecrf uses, so parameters tuned on
@@ -163,11 +164,6 @@ class KeyTable {
   }
 }
 
-/** Where the geometry's arrays live: ordinary memory, or shared memory for several threads. */
-export type Alloc = (bytes: number) => ArrayBuffer | SharedArrayBuffer;
-export const ordinaryAlloc: Alloc = (bytes) => new ArrayBuffer(bytes);
-export const sharedAlloc: Alloc = (bytes) => new SharedArrayBuffer(bytes);
-
 type SimplexFn = (features: Float32Array, n: number, offsets: Int32Array, weights: Float32Array, table: KeyTable,
   keyBatch: Int32Array, bary: Float64Array) => number;
 
@@ -247,11 +243,11 @@ function simplexKernel(d: number): SimplexFn {
  * Builds the lattice for n points with d features each (features[p * d + i], already divided
  * by the kernel's standard deviation).
  */
-export function buildLattice(features: Float32Array, n: number, d: number, alloc: Alloc = ordinaryAlloc): LatticeGeometry {
+export function buildLattice(features: Float32Array, n: number, d: number): LatticeGeometry {
   if (!(d >= 1) || features.length < n * d) throw new Error(`lattice needs ${n}x${d} features, got ${features.length}`);
   const d1 = d + 1;
-  const offsets = new Int32Array(alloc(n * d1 * 4));
-  const weights = new Float32Array(alloc(n * d1 * 4));
+  const offsets = new Int32Array(n * d1);
+  const weights = new Float32Array(n * d1);
 
   const bary = new Float64Array(d + 2);
   const keyBatch = new Int32Array(d * d1);
@@ -298,13 +294,13 @@ export function buildLattice(features: Float32Array, n: number, d: number, alloc
     }
   }
   if (near > 0.9 * steps) {
-    const pairs = new Int32Array(alloc(blur.length * 4));
+    const pairs = new Int32Array(blur.length);
     pairs.set(blur);
     return { d, n, m, offsets, weights, chains: new Int32Array(0), chainStart: new Int32Array(d1 + 1), pairs };
   }
 
   // Chains along each direction: start at a vertex with a next but no previous neighbour.
-  const chainStart = new Int32Array(alloc((d1 + 1) * 4));
+  const chainStart = new Int32Array(d1 + 1);
   let total = 0;
   for (let j = 0; j <= d; j++) {
     const base = j * m * 2;
@@ -313,7 +309,7 @@ export function buildLattice(features: Float32Array, n: number, d: number, alloc
       if (blur[base + 2 * i] === 0 && blur[base + 2 * i + 1] !== 0) total += 2; // its chain's start and end marker
     }
   }
-  const chains = new Int32Array(alloc(total * 4));
+  const chains = new Int32Array(total);
   let t = 0;
   for (let j = 0; j <= d; j++) {
     chainStart[j] = t;

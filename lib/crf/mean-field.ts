@@ -11,7 +11,7 @@
  */
 import { RawImage, ScoreMap } from '../contract';
 import { exactFilter } from './exact';
-import { Alloc, LatticeGeometry, LatticeScratch, buildLattice, latticeFilter, latticeScratch, ordinaryAlloc } from './lattice';
+import { LatticeGeometry, LatticeScratch, buildLattice, latticeFilter, latticeScratch } from './lattice';
 
 /** Probabilities below this are raised to it before -log (p = 0 would make U infinite). */
 export const DEFAULT_PROB_FLOOR = 1e-5;
@@ -78,8 +78,8 @@ export type CrfKernel =
  * Builds the lattice and folds the symmetric normalisation D^-1/2 into its splat/slice weights
  * (D = the lattice's own response to all ones, so any global scale of the lattice cancels).
  */
-export function latticeKernel(features: Float32Array, n: number, d: number, weight: number, alloc: Alloc = ordinaryAlloc): CrfKernel {
-  const g = buildLattice(features, n, d, alloc);
+export function latticeKernel(features: Float32Array, n: number, d: number, weight: number): CrfKernel {
+  const g = buildLattice(features, n, d);
   const ones = new Float32Array(n).fill(1);
   const deg = new Float32Array(n);
   latticeFilter(g, latticeScratch(g, 1), ones, 1, 0, 1, deg, 1, false);

@@ -22,7 +22,7 @@ import {
   unaryPrior, updateQ,
 } from './mean-field';
 import { CrfParams } from './params';
-import { Arena } from './simd';
+import { Arena } from './arena';
 import { SimdPart, SimdPlan, fillPart, planSimd, readQ } from './simd-mean-field';
 import type { CrfResult } from './dense-crf';
 

@@ -6,7 +6,8 @@
  */
 import { LatticeGeometry } from './lattice';
 import { CrfKernel } from './mean-field';
-import { Arena, SimdExports, SimdShape, simdInstance } from './simd';
+import { Arena } from './arena';
+import { SimdExports, SimdShape, simdInstance } from './simd';
 
 export interface SimdKernelPlan {
   d1: number;

@@ -3,129 +3,14 @@
  * compiler toolchain, no binary blob in the package. Each module is specialised for the simplex
  * size (d+1) and the number of 4-class vectors per pixel, fully unrolled over both, like the
  * JavaScript kernels in kernels.ts (which stay the fallback and the reference in tests).
- * Measured on this machine the SIMD splat runs about 4x faster than the best JavaScript one.
+ * The SIMD splat runs about 4x faster than the best JavaScript one (bench/crf.ts).
  *
  * Memory: one WebAssembly.Memory per CRF run (shared between the two threads when split), laid
- * out by an Arena. Classes are padded to multiples of 4 per thread's part; padding lanes hold
- * zeros throughout (zero prior -> zero Q -> zero messages), so they never disturb the max or
- * the sum of the softmax (messages are >= 0).
+ * out by an Arena (arena.ts). Classes are padded to multiples of 4 per thread's part; padding
+ * lanes hold zeros throughout (zero prior -> zero Q -> zero messages), so they never disturb the
+ * max or the sum of the softmax (messages are >= 0).
  */
-
-// ---- a minimal WebAssembly binary emitter ----
-
-type Bytes = number[];
-
-function u32(v: number): Bytes {
-  const out: Bytes = [];
-  do {
-    let b = v & 0x7f;
-    v >>>= 7;
-    if (v) b |= 0x80;
-    out.push(b);
-  } while (v);
-  return out;
-}
-
-function s32(v: number): Bytes {
-  const out: Bytes = [];
-  for (;;) {
-    const b = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-function f32(v: number): Bytes {
-  const b = new Uint8Array(new Float32Array([v]).buffer);
-  return [...b];
-}
-
-function vec(items: Bytes[]): Bytes {
-  return [...u32(items.length), ...items.flat()];
-}
-
-function name(s: string): Bytes {
-  return vec([...Buffer.from(s, 'utf8')].map((x) => [x]));
-}
-
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-
-const simd = (code: number, ...imm: number[]): Bytes => [0xfd, ...u32(code), ...imm];
-const mem = (align: number, offset: number): Bytes => [align, ...u32(offset)];
-
-/** Instructions (only those used below). */
-const W = {
-  get: (i: number): Bytes => [0x20, ...u32(i)],
-  set: (i: number): Bytes => [0x21, ...u32(i)],
-  tee: (i: number): Bytes => [0x22, ...u32(i)],
-  i32: (v: number): Bytes => [0x41, ...s32(v)],
-  f32: (v: number): Bytes => [0x43, ...f32(v)],
-  add: [0x6a],
-  sub: [0x6b],
-  mul: [0x6c],
-  geS: [0x4e],
-  eqz: [0x45],
-  i32load: (off = 0): Bytes => [0x28, ...mem(2, off)],
-  f32load: (off = 0): Bytes => [0x2a, ...mem(2, off)],
-  fadd: [0x92],
-  fmul: [0x94],
-  fdiv: [0x95],
-  block: [0x02, 0x40],
-  loop: [0x03, 0x40],
-  br: (d: number): Bytes => [0x0c, ...u32(d)],
-  brIf: (d: number): Bytes => [0x0d, ...u32(d)],
-  end: [0x0b],
-  // SIMD (unaligned v128 accesses are fine on x86 and ARM)
-  vload: (off = 0): Bytes => simd(0x00, ...mem(0, off)),
-  vstore: (off = 0): Bytes => simd(0x0b, ...mem(0, off)),
-  fsplat: simd(0x13),
-  isplat: simd(0x11),
-  lane: (l: number): Bytes => simd(0x1f, l),
-  vadd: simd(0xe4),
-  vsub: simd(0xe5),
-  vmul: simd(0xe6),
-  vmax: simd(0xe9),
-  vnearest: simd(0x6a),
-  truncSat: simd(0xf8),
-  iadd: simd(0xae),
-  ishl: simd(0xab),
-};
-
-interface Fn {
-  name: string;
-  params: number[];
-  /** Local declarations after the params: [count, type] pairs. */
-  locals: [number, number][];
-  code: Bytes;
-}
-
-function moduleBytes(fns: Fn[], pages: number, maxPages: number): Uint8Array<ArrayBuffer> {
-  const section = (id: number, body: Bytes): Bytes => [id, ...u32(body.length), ...body];
-  const types = vec(fns.map((f) => [0x60, ...vec(f.params.map((p) => [p])), ...vec([])]));
-  const imports = vec([[...name('env'), ...name('mem'), 0x02, 0x03, ...u32(pages), ...u32(maxPages)]]);
-  const funcs = vec(fns.map((_, i) => u32(i)));
-  const exports = vec(fns.map((f, i) => [...name(f.name), 0x00, ...u32(i)]));
-  const bodies = vec(fns.map((f) => {
-    const body = [...vec(f.locals.map(([n, t]) => [...u32(n), t])), ...f.code, ...W.end];
-    return [...u32(body.length), ...body];
-  }));
-  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, types), ...section(2, imports), ...section(3, funcs), ...section(7, exports), ...section(10, bodies)]);
-}
-
-/** for (p = from; p < to; p++) { body } with p in local `p`. */
-function forLoop(p: number, from: Bytes, to: Bytes, body: Bytes): Bytes {
-  return [...from, ...W.set(p), ...W.block, ...W.loop,
-    ...W.get(p), ...to, ...W.geS, ...W.brIf(1),
-    ...body,
-    ...W.get(p), ...W.i32(1), ...W.add, ...W.set(p), ...W.br(0), ...W.end, ...W.end];
-}
+import { Bytes, F32, Fn, forLoop, I32, MAX_PAGES, moduleBytes, V128, W } from './wasm-emitter';
 
 // ---- kernels ----
 
@@ -347,8 +232,6 @@ export interface SimdShape {
   nvs: number[];
 }
 
-export const MAX_PAGES = 65536;
-
 const modules = new Map<string, WebAssembly.Module>();
 
 function shapeKey(s: SimdShape): string {
@@ -396,86 +279,4 @@ export function simdSupported(): boolean {
     }
   }
   return supported;
-}
-
-let arenaLimit = MAX_PAGES * 65536;
-/** Caps the bytes of one arena (tests use it to exercise the fallback); returns the previous cap. */
-export function setArenaLimit(bytes: number): number {
-  const prev = arenaLimit;
-  arenaLimit = Math.min(bytes, MAX_PAGES * 65536);
-  return prev;
-}
-
-/**
- * Bump allocator over one WebAssembly.Memory; offsets are 16-byte aligned. The memory is kept
- * and reused from run to run (acquire), growing when an image needs more: a helper thread that
- * was handed the memory holds on to it until its own garbage collection, which an idle thread
- * may never run, so a fresh memory per run would pile up. releaseArena() lets it go.
- */
-export class Arena {
-  readonly memory: WebAssembly.Memory;
-  private top = 16; // address 0..15 unused
-
-  private constructor(memory: WebAssembly.Memory) {
-    this.memory = memory;
-  }
-
-  /** This thread's arena, reset and holding at least `bytes`. */
-  static acquire(bytes: number): Arena {
-    const pages = Math.ceil((bytes + 64) / 65536);
-    if (pages * 65536 > arenaLimit) {
-      throw new Error(`the CRF needs ${(bytes / 2 ** 30).toFixed(2)} GiB of working memory, above the ${(arenaLimit / 2 ** 30).toFixed(2)} GiB one WebAssembly memory holds`);
-    }
-    let a = current;
-    if (a) {
-      const have = a.memory.buffer.byteLength / 65536;
-      if (have < pages) {
-        try {
-          a.memory.grow(pages - have);
-        } catch {
-          a = undefined; // a memory made at its exact size cannot grow: make another
-        }
-      }
-    }
-    if (!a) {
-      let memory: WebAssembly.Memory;
-      try {
-        memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
-      } catch {
-        // Where 4 GiB of address space cannot be reserved, a memory of just this size.
-        memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-      }
-      a = new Arena(memory);
-    }
-    a.top = 16;
-    current = a;
-    return a;
-  }
-
-  alloc(bytes: number): number {
-    const at = this.top;
-    this.top = (this.top + bytes + 15) & ~15;
-    if (this.top > this.memory.buffer.byteLength) throw new Error('CRF arena overflow');
-    return at;
-  }
-
-  /** Bytes a set of allocations will take (for sizing the arena first). */
-  static size(list: number[]): number {
-    return 16 + list.reduce((a, b) => a + ((b + 15) & ~15), 0);
-  }
-
-  f32(at: number, length: number): Float32Array {
-    return new Float32Array(this.memory.buffer, at, length);
-  }
-
-  i32(at: number, length: number): Int32Array {
-    return new Int32Array(this.memory.buffer, at, length);
-  }
-}
-
-let current: Arena | undefined;
-
-/** Drops this thread's arena (its memory is freed once no thread refers to it). */
-export function releaseArena(): void {
-  current = undefined;
 }

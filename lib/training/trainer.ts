@@ -337,7 +337,7 @@ export class Trainer {
     if (!c.checkpointDir) throw new Error('no checkpoint folder configured');
     const saved = await serialize(this.model, c.model.preprocessing, {
       classNames: c.model.classNames,
-      meta: { iteration: this.iteration, maxIter: c.maxIter, loss: this.lastLoss, meanIoU: this.best?.meanIoU, trainedBy: 'node-red-contrib-deeplab train', savedAt: new Date().toISOString() },
+      meta: { iteration: this.iteration, maxIter: c.maxIter, loss: this.lastLoss, meanIoU: this.best?.meanIoU, trainedBy: '@nr-vision/node-red-deeplab train', savedAt: new Date().toISOString() },
     });
     const optimizer = await this.optimizer.exportState();
     const dir = await writeCheckpoint(c.checkpointDir, {

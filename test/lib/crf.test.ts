@@ -4,7 +4,7 @@ import { CrfParams, CRF_PRESETS, applyCrfOverride, crfPreset } from '../../lib/c
 import { crf } from '../../lib/compute/client';
 import { denseCrf } from '../../lib/crf/dense-crf';
 import { closeCrfHelper } from '../../lib/crf/parallel';
-import { setArenaLimit } from '../../lib/crf/simd';
+import { setArenaLimit } from '../../lib/crf/arena';
 import { argmaxScoreMap, softmaxScoreMap } from '../../lib/ops/score-map';
 import { WorkerPool } from '../../lib/compute/pool';
 import { noisyLogits, pixelAccuracy, scene } from './crf-fixtures';
