@@ -5,13 +5,17 @@ helper.init(require.resolve('node-red'));
 export interface TestNode {
   id: string;
   receive(msg: Record<string, unknown>): void;
-  on(event: string, cb: (arg: unknown) => void): void;
+  /** 'input' gives the messages a helper node receives; 'call:<method>' the calls of a spied method (error, status...). */
+  on<T = unknown>(event: string, cb: (arg: T) => void): void;
+  once<T = unknown>(event: string, cb: (arg: T) => void): void;
+  removeListener<T = unknown>(event: string, cb: (arg: T) => void): void;
   status: { (s: unknown): void; lastCall?: { args: unknown[] } };
 }
 
 export interface TestHelper {
   init(path: string): void;
-  load(nodes: unknown[], flow: unknown[], done?: () => void): Promise<void>;
+  /** One node module or several. */
+  load(nodes: unknown, flow: unknown[], done?: () => void): Promise<void>;
   unload(): Promise<void>;
   getNode(id: string): TestNode;
   startServer(done: () => void): void;

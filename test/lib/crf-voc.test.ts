@@ -8,6 +8,7 @@ import { closeCrfHelper } from '../../lib/crf/parallel';
 import { CRF_PRESETS, CrfPresetName } from '../../lib/crf/params';
 import { syntheticScores } from '../../lib/crf/synthetic';
 import { argmaxScoreMap } from '../../lib/ops/score-map';
+import { sharedData } from '../helpers/shared-data';
 import { Confusion } from './crf-fixtures';
 
 /**
@@ -16,8 +17,6 @@ import { Confusion } from './crf-fixtures';
  * present plus two confusable ones), bilinearly upsampled (blurred boundaries), plus per-pixel
  * noise. Over all 14 samples every preset improved both figures; two images keep this fast.
  */
-const dataDir = process.env.DEEPLAB_SHARED_DATA ?? path.join(__dirname, '..', '..', '..', '..', 'shared', 'data');
-const vocDir = path.join(dataDir, 'voc-samples');
 const IDS = ['vainf_294', 'vainf_060']; // car + person; bird
 
 describe('lib/crf: real VOC images, noisy unaries', function () {
@@ -27,7 +26,7 @@ describe('lib/crf: real VOC images, noisy unaries', function () {
   const cases: [CrfPresetName, string[]][] = [['deeplab-v2', IDS], ['densecrf-example', IDS.slice(0, 1)]];
   for (const [preset, ids] of cases) {
     it(`${preset}: raises pixel accuracy and mIoU (${ids.join(', ')})`, async function () {
-      if (!fs.existsSync(vocDir)) this.skip();
+      const vocDir = sharedData('voc-samples');
       const before = new Confusion(21);
       const after = new Confusion(21);
       for (const [i, id] of ids.entries()) {

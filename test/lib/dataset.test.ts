@@ -6,8 +6,8 @@ import { isLabelMap } from '../../lib/contract';
 import { PathSafetyError, listDataset, loadSample, readFileUnder, resolveUnder, runOrder, seededShuffle } from '../../lib/data/dataset';
 import { Pacer } from '../../lib/runtime/pacer';
 
-const SHARED = process.env.DEEPLAB_SHARED_DATA ?? path.resolve(__dirname, '../../..', '../shared/data');
-const VOC = path.join(SHARED, 'voc-samples');
+import { SHARED_DATA as SHARED, sharedData, VOC_SAMPLES as VOC } from '../helpers/shared-data';
+
 const IDS = ['vainf_000', 'vainf_001', 'vainf_008', 'vainf_020', 'vainf_023', 'vainf_060', 'vainf_114', 'vainf_120', 'vainf_166', 'vainf_293', 'vainf_294', 'vainf_417', 'vainf_474', 'vainf_582'];
 
 describe('lib/data/dataset: listing, shuffling, path safety, pacing', () => {
@@ -18,7 +18,7 @@ describe('lib/data/dataset: listing, shuffling, path safety, pacing', () => {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('lists the 14 real VOC samples of val.txt, each with its mask', async function () {
-    if (!fs.existsSync(VOC)) this.skip();
+    sharedData('voc-samples');
     const l = await listDataset(SHARED, 'voc-samples', { split: 'val' });
     assert.equal(l.layout, 'voc');
     assert.deepEqual(l.samples.map((s) => s.id), IDS);
@@ -36,7 +36,7 @@ describe('lib/data/dataset: listing, shuffling, path safety, pacing', () => {
   });
 
   it('reports ids without a mask or an image, and keeps unmasked ones when asked', async function () {
-    if (!fs.existsSync(VOC)) this.skip();
+    sharedData('voc-samples');
     const d = path.join(tmp, 'voc');
     for (const sub of ['JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation']) fs.mkdirSync(path.join(d, sub), { recursive: true });
     for (const id of IDS.slice(0, 3)) fs.copyFileSync(path.join(VOC, 'JPEGImages', `${id}.jpg`), path.join(d, 'JPEGImages', `${id}.jpg`));

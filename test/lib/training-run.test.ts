@@ -18,9 +18,9 @@ import { openSource } from '../../lib/training/data';
 import { evaluate } from '../../lib/training/evaluate';
 import { resizeLabelsNearest } from '../../lib/training/loss';
 import { Trainer } from '../../lib/training/trainer';
+import { SHARED_DATA as SHARED, sharedData } from '../helpers/shared-data';
 import { tfReady } from '../helpers/tf-setup';
 
-const SHARED = process.env.DEEPLAB_SHARED_DATA ?? path.resolve(__dirname, '../../..', '../shared/data');
 const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'deeplab-run-'));
 
 function weightsOf(t: Trainer): Map<string, Float32Array> {
@@ -129,8 +129,7 @@ describe('lib/training: training runs', () => {
   });
 
   it('four real VOC photographs flow through files, decoding, augmentation and training: training mIoU rises well above the start', async () => {
-    const voc = path.join(SHARED, 'voc-samples');
-    if (!fs.existsSync(voc)) throw new Error(`the shared VOC samples are missing at ${voc} (set DEEPLAB_SHARED_DATA)`);
+    const voc = sharedData('voc-samples');
     const scale = 0.125;
     const train = { kind: 'folder' as const, root: SHARED, dir: 'voc-samples', list: { split: 'val' }, limit: 4 };
     // The same four images at the training scale, for measuring the training mIoU.

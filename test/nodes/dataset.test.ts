@@ -2,27 +2,25 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { Node } from 'node-red';
 import { isLabelMap } from '../../lib/contract';
 import { runOrder } from '../../lib/data/dataset';
 import { decodeLabelImage } from '../../lib/data/labels';
 import type { MetricsReport } from '../../lib/metrics';
 import datasetNode = require('../../nodes/dataset/dataset');
 import evalNode = require('../../nodes/miou-eval/miou-eval');
+import { helper, TestNode } from '../helpers/red';
+import { SHARED_DATA, sharedData, VOC_SAMPLES } from '../helpers/shared-data';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const helper: any = require('node-red-node-test-helper');
-helper.init(require.resolve('node-red'));
 
-const SHARED = process.env.DEEPLAB_SHARED_DATA ?? path.resolve(__dirname, '../../..', '../shared/data');
-const VOC = path.join(SHARED, 'voc-samples');
-const IDS = fs.existsSync(VOC) ? fs.readFileSync(path.join(VOC, 'ImageSets/Segmentation/val.txt'), 'utf8').split(/\s+/).filter(Boolean) : [];
+const SHARED = SHARED_DATA;
+const VOC = VOC_SAMPLES;
+let IDS: string[] = [];
 
 type Msg = Record<string, unknown>;
-const nextError = (n: Node): Promise<string> =>
-  new Promise((resolve) => (n as unknown as { once(e: string, f: (c: { firstArg: unknown }) => void): void }).once('call:error', (c) => resolve(String(c.firstArg))));
+const nextError = (n: TestNode): Promise<string> =>
+  new Promise((resolve) => n.once<{ firstArg: unknown }>('call:error', (c) => resolve(String(c.firstArg))));
 /** Collects messages arriving at a helper node. */
-function collect(n: Node): Msg[] {
+function collect(n: TestNode): Msg[] {
   const got: Msg[] = [];
   n.on('input', (m: Msg) => {
     got.push(m);
@@ -39,15 +37,15 @@ const waitFor = async (cond: () => boolean, what: string, ms = 10000) => {
 const settle = () => new Promise((r) => setTimeout(r, 50));
 
 describe('nodes/dataset', function () {
-  before(function () {
-    if (IDS.length === 0) this.skip();
+  before(() => {
+    IDS = fs.readFileSync(path.join(sharedData('voc-samples'), 'ImageSets/Segmentation/val.txt'), 'utf8').split(/\s+/).filter(Boolean);
   });
   beforeEach(async () => {
-    await new Promise((r) => helper.startServer(r));
+    await new Promise<void>((r) => helper.startServer(r));
   });
   afterEach(async () => {
     await helper.unload();
-    await new Promise((r) => helper.stopServer(r));
+    await new Promise<void>((r) => helper.stopServer(r));
   });
 
   const dsFlow = (extra: Msg = {}) => [

@@ -1,24 +1,20 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { Node } from 'node-red';
 import sharp from 'sharp';
 import { LabelMap, ScoreMap } from '../../lib/contract';
 import { decodeLabelImage } from '../../lib/data/labels';
 import type { MetricsReport } from '../../lib/metrics';
 import evalNode = require('../../nodes/miou-eval/miou-eval');
+import { helper, TestNode } from '../helpers/red';
+import { sharedData } from '../helpers/shared-data';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const helper: any = require('node-red-node-test-helper');
-helper.init(require.resolve('node-red'));
 
-const SHARED = process.env.DEEPLAB_SHARED_DATA ?? path.resolve(__dirname, '../../..', '../shared/data');
-const MASKS = path.join(SHARED, 'voc-samples', 'SegmentationClass');
 
 type Msg = Record<string, unknown>;
-const nextMsg = (n: Node): Promise<Msg> => new Promise((resolve) => n.once('input', (m: Msg) => resolve(m)));
-const nextError = (n: Node): Promise<string> =>
-  new Promise((resolve) => (n as unknown as { once(e: string, f: (c: { firstArg: unknown }) => void): void }).once('call:error', (c) => resolve(String(c.firstArg))));
+const nextMsg = (n: TestNode): Promise<Msg> => new Promise((resolve) => n.once('input', (m: Msg) => resolve(m)));
+const nextError = (n: TestNode): Promise<string> =>
+  new Promise((resolve) => n.once<{ firstArg: unknown }>('call:error', (c) => resolve(String(c.firstArg))));
 const lm = (w: number, h: number, v: number[]): LabelMap => ({ width: w, height: h, data: Uint8Array.from(v), ignoreIndex: 255 });
 const close = (a: unknown, b: number) => assert.ok(typeof a === 'number' && Math.abs(a - b) < 1e-12, `${a} != ${b}`);
 
@@ -28,11 +24,11 @@ const flow = (extra: Msg = {}) => [
 
 describe('nodes/miou-eval', () => {
   beforeEach(async () => {
-    await new Promise((r) => helper.startServer(r));
+    await new Promise<void>((r) => helper.startServer(r));
   });
   afterEach(async () => {
     await helper.unload();
-    await new Promise((r) => helper.stopServer(r));
+    await new Promise<void>((r) => helper.stopServer(r));
   });
 
   it('accumulates hand-computed matrices over messages and reports on request and on complete', async () => {
@@ -73,8 +69,7 @@ describe('nodes/miou-eval', () => {
   });
 
   it('reads a real palette PNG ground truth by index; the VOC and present rules differ as defined', async function () {
-    const file = path.join(MASKS, 'vainf_294.png');
-    if (!fs.existsSync(file)) this.skip();
+    const file = path.join(sharedData('voc-samples/SegmentationClass'), 'vainf_294.png');
     const buf = fs.readFileSync(file);
     const gt = await decodeLabelImage(buf);
     // A perfect prediction of car (7) + person (15) + background: IoU 1 for 3 of 21 classes.

@@ -1,17 +1,14 @@
 import { strict as assert } from 'assert';
-import type { Node } from 'node-red';
 import { ScoreMap } from '../../lib/contract';
 import { fuseScoreMaps } from '../../lib/fusion';
 import fusionNode = require('../../nodes/msc-fusion/msc-fusion');
+import { helper, TestNode } from '../helpers/red';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const helper: any = require('node-red-node-test-helper');
-helper.init(require.resolve('node-red'));
 
 type Msg = Record<string, unknown>;
-const nextMsg = (n: Node): Promise<Msg> => new Promise((resolve) => n.once('input', (m: Msg) => resolve(m)));
-const nextError = (n: Node): Promise<string> =>
-  new Promise((resolve) => (n as unknown as { once(e: string, f: (c: { firstArg: unknown }) => void): void }).once('call:error', (c) => resolve(String(c.firstArg))));
+const nextMsg = (n: TestNode): Promise<Msg> => new Promise((resolve) => n.once('input', (m: Msg) => resolve(m)));
+const nextError = (n: TestNode): Promise<string> =>
+  new Promise((resolve) => n.once<{ firstArg: unknown }>('call:error', (c) => resolve(String(c.firstArg))));
 
 function randomMap(w: number, h: number, c: number, seed: number, extra: Partial<ScoreMap> = {}): ScoreMap {
   let s = seed;
@@ -21,11 +18,11 @@ function randomMap(w: number, h: number, c: number, seed: number, extra: Partial
 
 describe('nodes/msc-fusion', () => {
   beforeEach(async () => {
-    await new Promise((r) => helper.startServer(r));
+    await new Promise<void>((r) => helper.startServer(r));
   });
   afterEach(async () => {
     await helper.unload();
-    await new Promise((r) => helper.stopServer(r));
+    await new Promise<void>((r) => helper.stopServer(r));
   });
 
   it('works with only its type and wires: mean of probabilities at the scale-1 size, corners aligned', async () => {
