@@ -42,6 +42,13 @@ const EXEMPT = new Set(['index', 'cli']);
  */
 const BEFORE = 7;
 
+/**
+ * Upward imports tolerated for now, each with its way out. lib/models/editor-props (the
+ * deeplab-model node's properties, reading the weights catalogue) is being moved out of
+ * lib/models by another change: delete the entry when it has moved.
+ */
+const ALLOWED = new Set(['models/editor-props.ts']);
+
 const root = path.resolve(__dirname, '..', 'lib');
 
 function* sources(dir) {
@@ -69,6 +76,7 @@ function specifiers(text) {
 }
 
 const upward = [];
+const allowed = [];
 const unknown = new Set();
 let edges = 0;
 for (const file of sources(root)) {
@@ -83,12 +91,15 @@ for (const file of sources(root)) {
     const to = layerOf(target);
     const toRank = LAYERS.indexOf(to);
     if (toRank < 0) unknown.add(to);
-    if (fromRank >= 0 && toRank > fromRank) upward.push(`${path.relative(root, file)} -> ${spec} (${from} imports ${to})`);
+    if (fromRank < 0 || toRank <= fromRank) continue;
+    const rel = path.relative(root, file).split(path.sep).join('/');
+    (ALLOWED.has(rel) ? allowed : upward).push(`${rel} -> ${spec} (${from} imports ${to})`);
   }
 }
 
 console.log(`check-imports: ${edges} imports inside lib/ over ${LAYERS.length} layers (${LAYERS.join(' < ')})`);
 for (const u of upward) console.log(`  upward: ${u}`);
-console.log(`check-imports: upward imports now ${upward.length} (before the layer order was enforced: ${BEFORE})`);
+for (const u of allowed) console.log(`  upward, allowed until it moves: ${u}`);
+console.log(`check-imports: upward imports now ${upward.length}${allowed.length ? ` (+${allowed.length} allowed)` : ''} (before the layer order was enforced: ${BEFORE})`);
 if (unknown.size) console.log(`check-imports: folders of lib/ not in the layer order: ${[...unknown].join(', ')} (place them in LAYERS)`);
 if (upward.length || unknown.size) process.exit(1);
