@@ -6,6 +6,7 @@
 import { RawImage, ScoreMap } from '../contract';
 import { InferOptions } from '../inference/plan';
 import { ModelConfig, modelKey, normalizeModelConfig } from '../models/config';
+import { defaultCacheDir, DownloadProgress, ensurePublished } from '../weights/download';
 import { hostedModel, LoadResult, SwapSource } from './client';
 import { getPool, WorkerPool, WorkerSlot } from './pool';
 
@@ -21,7 +22,12 @@ interface Entry {
   loads: number;
   /** The last weights published since load (re-applied if the worker restarts). */
   swappedFrom?: SwapSource;
+  /** Listeners of the load's progress (downloading published weights, then loading). */
+  progress: Set<(p: LoadProgress) => void>;
 }
+
+/** What a long load is doing, for the status of the nodes waiting on it. */
+export type LoadProgress = { phase: 'download'; download: DownloadProgress } | { phase: 'load' };
 
 export interface CacheStats {
   key: string;
@@ -46,6 +52,12 @@ export class ModelHandle {
   ready(): Promise<LoadResult> {
     this.check();
     return this.cache.ensureLoaded(this.entry);
+  }
+
+  /** Follows the load's progress (a download of published weights can take minutes); returns the unsubscribe. */
+  onProgress(listener: (p: LoadProgress) => void): () => void {
+    this.entry.progress.add(listener);
+    return () => this.entry.progress.delete(listener);
   }
 
   /** Forward pass(es) of one RGB image: one logits map per scale (and flipped copy). */
@@ -78,7 +90,7 @@ export class ModelCache {
     const key = modelKey(c);
     let e = this.entries.get(key);
     if (!e) {
-      e = { key, workerKey: `${key}#${++this.generation}`, config: c, refs: 0, loads: 0 };
+      e = { key, workerKey: `${key}#${++this.generation}`, config: c, refs: 0, loads: 0, progress: new Set() };
       this.entries.set(key, e);
     }
     e.refs++;
@@ -98,7 +110,10 @@ export class ModelCache {
       slot.models++;
       e.slot = slot;
       e.loads++;
-      e.loading = hostedModel.load(slot, e.workerKey, e.config).then(async (info) => {
+      e.loading = this.download(e).then(() => {
+        for (const l of e.progress) l({ phase: 'load' });
+        return hostedModel.load(slot, e.workerKey, e.config);
+      }).then(async (info) => {
         if (e.swappedFrom) await hostedModel.swap(slot, e.workerKey, e.swappedFrom);
         e.info = info;
         return info;
@@ -113,6 +128,20 @@ export class ModelCache {
       });
     }
     return e.loading;
+  }
+
+  /**
+   * Published weights are downloaded here, on the main thread (network I/O, no compute), so the
+   * nodes can show the progress; the worker then converts the file once and loads it.
+   */
+  private async download(e: Entry): Promise<void> {
+    const w = e.config.weights;
+    if (w.source !== 'published') return;
+    await ensurePublished(w.id, w.cacheDir || defaultCacheDir(), {
+      onProgress: (download) => {
+        for (const l of e.progress) l({ phase: 'download', download });
+      },
+    });
   }
 
   async release(e: Entry): Promise<void> {

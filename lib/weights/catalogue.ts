@@ -7,6 +7,7 @@
  * It deliberately imports nothing that loads tfjs (types only from the model modules), so the
  * editor and the main thread can list the catalogue without pulling a backend in.
  */
+import * as fs from 'fs';
 import type { BackboneName, ModelSpec, Variant } from '../models/deeplab';
 import type { Preprocessing } from '../models/preprocess';
 import { CLASS_PRESETS } from '../data/palette';
@@ -94,6 +95,9 @@ function str(o: Raw, key: string, where: string, optional = false): string | und
   return v;
 }
 
+/** The package's entries are https; a site's own catalogue may name a mirror on its local network over http. */
+let allowHttp = false;
+
 function httpsUrl(v: string, where: string): string {
   let u: URL;
   try {
@@ -101,7 +105,7 @@ function httpsUrl(v: string, where: string): string {
   } catch {
     throw new Error(`${where}: "${v}" is not a URL`);
   }
-  if (u.protocol !== 'https:') throw new Error(`${where}: "${v}" must be https`);
+  if (u.protocol !== 'https:' && !(allowHttp && u.protocol === 'http:')) throw new Error(`${where}: "${v}" must be https`);
   return v;
 }
 
@@ -146,7 +150,7 @@ function spec(v: unknown, where: string): PublishedSpec {
   };
   if (!Number.isInteger(s.classes) || s.classes < 1 || s.classes > 255) throw new Error(`${where}: spec.classes must be an integer in 1..255`);
   if (s.outputStride !== 8 && s.outputStride !== 16) throw new Error(`${where}: spec.outputStride must be 8 or 16`);
-  if (v.layout !== undefined) s.layout = oneOf(v.layout, ['paper', 'torchvision'] as const, 'spec.layout', where);
+  if (v.layout !== undefined) s.layout = oneOf(v.layout, ['paper', 'torchvision', 'jfzhang95'] as const, 'spec.layout', where);
   if (v.aux !== undefined) {
     if (typeof v.aux !== 'boolean') throw new Error(`${where}: spec.aux must be a boolean`);
     s.aux = v.aux;
@@ -239,16 +243,45 @@ function deepFreeze<T>(o: T): T {
 
 let cache: readonly PublishedEntry[] | undefined;
 
+/** Reads the catalogue again on next use (after DEEPLAB_CATALOGUE or the site's file changed). */
+export function reloadPublished(): void {
+  cache = undefined;
+}
+
+/**
+ * A site's own entries (a mirror on the local network, checkpoints of its own): a JSON file of the
+ * same shape named by DEEPLAB_CATALOGUE, added after the package's entries.
+ */
+function siteEntries(): { raw: unknown[]; where: string } {
+  const file = process.env.DEEPLAB_CATALOGUE;
+  if (!file) return { raw: [], where: '' };
+  let json: { entries?: unknown };
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8')) as { entries?: unknown };
+  } catch (err) {
+    throw new Error(`DEEPLAB_CATALOGUE=${file}: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(json.entries)) throw new Error(`DEEPLAB_CATALOGUE=${file}: "entries" must be an array`);
+  return { raw: json.entries, where: file };
+}
+
 /** Every published checkpoint, validated once (a malformed catalogue throws here, naming the entry). */
 export function listPublished(): readonly PublishedEntry[] {
   if (cache) return cache;
   const raw: unknown = (catalogueJson as { entries?: unknown }).entries;
   if (!Array.isArray(raw)) throw new Error('catalogue.json: "entries" must be an array');
   const sets = classSets();
+  const site = siteEntries();
   const entries = raw.map((e) => validateEntry(e, sets));
+  allowHttp = true;
+  try {
+    entries.push(...site.raw.map((e) => validateEntry(e, sets)));
+  } finally {
+    allowHttp = false;
+  }
   const seen = new Set<string>();
   for (const e of entries) {
-    if (seen.has(e.id)) throw new Error(`catalogue.json: duplicate id "${e.id}"`);
+    if (seen.has(e.id)) throw new Error(`catalogue${site.where ? ` (with ${site.where})` : '.json'}: duplicate id "${e.id}"`);
     seen.add(e.id);
   }
   cache = deepFreeze(entries);

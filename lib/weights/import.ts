@@ -54,7 +54,6 @@ function toOurs(name: string, t: SourceTensor, key: string): SourceTensor {
 export function importStateDict(tensors: SourceTensors, opts: ImportOptions = {}): Imported {
   const keys = [...tensors.keys()];
   const layout: Layout = !opts.layout || opts.layout === 'auto' ? detectLayout(keys) : layoutByName(opts.layout);
-  const spec = normalizeSpec({ ...layout.spec(tensors), ...opts.spec });
   const rules = layout.rules(tensors);
   const entries: WeightEntry[] = [];
   const values: Float32Array[] = [];
@@ -78,6 +77,8 @@ export function importStateDict(tensors: SourceTensors, opts: ImportOptions = {}
     values.push(t.data);
     total += t.data.length;
   }
+  // After renaming: a checkpoint of another layout is named by its first foreign key, not by a missing one.
+  const spec = normalizeSpec({ ...layout.spec(tensors), ...opts.spec });
   const data = new Float32Array(total);
   values.forEach((v, i) => data.set(v, entries[i].offset));
   if (opts.classNames && opts.classNames.length !== spec.classes) {

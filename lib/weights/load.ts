@@ -1,13 +1,16 @@
 /**
  * One loader for every weights source a model config can name. Everything that needs saved
  * weights (the model host, training, the CRF search, the CLI) reads them through here, so a new
- * source (a PyTorch checkpoint, a published id) is added in one place.
+ * source is added in one place.
  */
 import { WeightsSource } from '../models/config';
 import { readSavedDir, readSavedUrl, SavedWeights } from './format';
+import { importCheckpoint } from './import-file';
+import { LayoutName } from './layouts';
+import { PrepareOptions, preparePublished } from './published';
 
 /** Reads the weights a source names; undefined for seeded random initialisation. */
-export async function readWeights(source: WeightsSource): Promise<SavedWeights | undefined> {
+export async function readWeights(source: WeightsSource, opts: PrepareOptions = {}): Promise<SavedWeights | undefined> {
   switch (source.source) {
     case 'random':
       return undefined;
@@ -15,5 +18,11 @@ export async function readWeights(source: WeightsSource): Promise<SavedWeights |
       return readSavedDir(source.path);
     case 'url':
       return readSavedUrl(source.url);
+    case 'checkpoint': {
+      const spec = source.outputStride ? { outputStride: source.outputStride } : undefined;
+      return (await importCheckpoint(source.path, { layout: (source.layout || 'auto') as LayoutName | 'auto', spec })).saved;
+    }
+    case 'published':
+      return readSavedDir(await preparePublished(source.id, { ...opts, cacheDir: source.cacheDir || opts.cacheDir }));
   }
 }

@@ -12,3 +12,24 @@ export interface DeeplabModelNode extends Node {
   /** A handle on the shared cached model; release it when the using node closes. */
   acquire(): ModelHandle;
 }
+
+/**
+ * Shows a model's load in a node's status: download percent and speed of published weights,
+ * then "loading model". At most two updates a second (each one is a message to every editor).
+ * Returns the unsubscribe.
+ */
+export function followLoad(node: Node, handle: ModelHandle): () => void {
+  let last = 0;
+  return handle.onProgress((p) => {
+    const now = Date.now();
+    if (p.phase === 'download' && now - last < 500 && p.download.percent !== 100) return;
+    last = now;
+    let text = 'loading model...';
+    if (p.phase === 'download') {
+      const d = p.download;
+      const done = d.percent !== undefined ? `${d.percent.toFixed(0)} %` : `${(d.received / 1e6).toFixed(1)} MB`;
+      text = `downloading weights ${done} · ${(d.bytesPerSec / 1e6).toFixed(1)} MB/s`;
+    }
+    node.status({ fill: 'yellow', shape: 'ring', text });
+  });
+}

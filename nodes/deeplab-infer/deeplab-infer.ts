@@ -11,7 +11,7 @@ import { BoundedQueue, QueuePolicy, QUEUE_POLICIES } from '../../lib/runtime/bou
 import { normalizeModelConfig } from '../../lib/models/config';
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import { boolProp, errorText, getProp, Msg, numberProp, pathProp, Send, setProp, setStatus, stringProp } from '../_shared/node-kit';
-import type { DeeplabModelNode } from '../_shared/model-node';
+import { DeeplabModelNode, followLoad } from '../_shared/model-node';
 
 interface InferProps {
   model?: string;
@@ -82,7 +82,8 @@ export = function register(RED: NodeAPI): void {
 
     if (handle) {
       setStatus(node, 'loading', 'loading model...');
-      handle.ready().then(
+      const unfollow = followLoad(node, handle);
+      handle.ready().finally(unfollow).then(
         (info) => {
           backend = info.backend;
           if (info.classNames) classNames = info.classNames;
