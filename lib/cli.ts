@@ -15,6 +15,7 @@ const USAGE = `usage: node-red-deeplab <command>
 
   list [words]                      the catalogue of published weights (filtered by words)
   fetch <id> [--cache DIR]          download a published checkpoint and convert it; prints the folder
+                                    (a TF.js graph model: its model.json, run as it is)
   import <file> --out DIR           convert a PyTorch checkpoint (.pth, .pth.tar, .pt) into our format
          [--layout NAME] [--output-stride 8|16] [--classes a,b,c]
 

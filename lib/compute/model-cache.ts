@@ -7,6 +7,7 @@ import { RawImage, ScoreMap } from '../contract';
 import { InferOptions } from '../inference/plan';
 import { ModelConfig, modelKey, normalizeModelConfig } from '../models/config';
 import { defaultCacheDir, DownloadProgress, ensurePublished } from '../weights/download';
+import { isGraphSource } from '../weights/tfjs-graph';
 import { hostedModel, LoadResult, SwapSource } from './client';
 import { getPool, WorkerPool, WorkerSlot } from './pool';
 
@@ -157,11 +158,14 @@ export class ModelCache {
     await hostedModel.release(slot, e.workerKey).catch(() => undefined);
   }
 
-  /** Hot swap: every model built from this spec takes the checkpoint's weights. */
+  /**
+   * Hot swap: every model built from this spec takes the checkpoint's weights. A TF.js graph model is
+   * never one of them, whatever its config's spec says (the model host refuses a swap into it).
+   */
   async publish(source: SwapSource, match: (c: ModelConfig) => boolean): Promise<number> {
     let n = 0;
     for (const e of this.entries.values()) {
-      if (!match(e.config)) continue;
+      if (isGraphSource(e.config.weights) || !match(e.config)) continue;
       await this.ensureLoaded(e);
       await hostedModel.swap(e.slot!, e.workerKey, source);
       e.swappedFrom = source;

@@ -9,7 +9,8 @@
  * reference evaluation does (it pads with the mean pixel, then subtracts the mean) and what the
  * training crops are padded with (models/preprocess padValueFor), so the border the network sees
  * when predicting is the one it learnt from. Padding after normalising is exact (the mean in
- * 0..255 of ImageNet is not a whole number) and lets the padding follow the resize.
+ * 0..255 of ImageNet is not a whole number) and lets the padding follow the resize. A TF.js graph
+ * model normalises inside: it gets raw 0..255 values, padded with the mean pixel (its padValue).
  */
 import * as tf from '@tensorflow/tfjs';
 import { LabelMap, RawImage, ScoreMap } from '../contract';
@@ -17,6 +18,35 @@ import { DeepLab } from '../models/deeplab';
 import { upsample } from '../models/layers';
 import { normalize, Preprocessing } from '../models/preprocess';
 import { alignsCorners, coveringCells, InferPlan, paddedRun, PlannedRun } from './plan';
+
+/**
+ * What the wrapper needs of a network: ours (deeplabNet) or a TF.js graph model
+ * (weights/tfjs-graph's GraphSegmenter, which fits this shape without importing it).
+ */
+export interface SegNet {
+  /** RGB 0..255 [n, H, W, 3] to the network's input space: where each network's preprocessing is decided. */
+  normalize(rgb: tf.Tensor4D): tf.Tensor4D;
+  /** Padding's value in that space: the mean pixel (zero after our normalisations). */
+  readonly padValue: number;
+  /** Logits [n, h, w, C] of a batch in that space, covering its pixels (cell j on pixel j * logitStride); the caller disposes. */
+  forward(x: tf.Tensor4D): tf.Tensor4D;
+  readonly logitStride: number;
+  /** Planned sizes snap to k * planStride + 1 (our networks: the output stride). */
+  readonly planStride: number;
+  readonly alignCorners: boolean;
+}
+
+/** One of our networks with the preprocessing its weights were trained with. */
+export function deeplabNet(model: DeepLab, pre: Preprocessing): SegNet {
+  return {
+    normalize: (rgb) => normalize(rgb, pre),
+    padValue: 0,
+    forward: (x) => model.forward(x).logits,
+    logitStride: model.logitStride,
+    planStride: model.spec.outputStride,
+    alignCorners: alignsCorners(model.spec),
+  };
+}
 
 export interface RunOptions {
   /** Also run the mirrored image (second in the batch, mirrored back by the caller). */
@@ -31,15 +61,15 @@ export function imageTensor(image: RawImage): tf.Tensor4D {
 }
 
 /** One planned run: logits [n, h, w, C] (n = 2 with flip, the mirrored copy second); the caller disposes. */
-export function forwardRun(model: DeepLab, pre: Preprocessing, src: tf.Tensor4D, run: PlannedRun, o: RunOptions = {}): tf.Tensor4D {
-  const align = alignsCorners(model.spec);
+export function forwardRun(net: SegNet, src: tf.Tensor4D, run: PlannedRun, o: RunOptions = {}): tf.Tensor4D {
+  const align = net.alignCorners;
   const padded = tf.tidy(() => {
-    const x = upsample(normalize(src, pre), run.height, run.width, align);
+    const x = upsample(net.normalize(src), run.height, run.width, align);
     // Mirror before padding so both copies keep the image in the top-left corner.
     const both = o.flip ? tf.concat([x, tf.reverse(x, 2)], 0) : x;
-    return run.padBottom || run.padRight ? tf.pad(both, [[0, 0], [0, run.padBottom], [0, run.padRight], [0, 0]]) : both;
+    return run.padBottom || run.padRight ? tf.pad(both, [[0, 0], [0, run.padBottom], [0, run.padRight], [0, 0]], net.padValue) : both;
   });
-  const logits = tf.tidy(() => model.forward(padded as tf.Tensor4D).logits);
+  const logits = tf.tidy(() => net.forward(padded as tf.Tensor4D));
   padded.dispose();
   const out = tf.tidy(() => {
     const [n, lh, lw, classes] = logits.shape;
@@ -57,19 +87,19 @@ export function forwardRun(model: DeepLab, pre: Preprocessing, src: tf.Tensor4D,
 }
 
 /** Every run of a plan: one logits ScoreMap per scale (and flipped copy), at the logits' stride. */
-export function predictPlan(model: DeepLab, pre: Preprocessing, image: RawImage, plan: InferPlan): ScoreMap[] {
+export function predictPlan(net: SegNet, image: RawImage, plan: InferPlan): ScoreMap[] {
   const maps: ScoreMap[] = [];
   const src = imageTensor(image);
   try {
     for (const run of plan.runs) {
-      const logits = forwardRun(model, pre, src, run, { flip: plan.flip });
+      const logits = forwardRun(net, src, run, { flip: plan.flip });
       const [n, height, width, classes] = logits.shape;
       const data = logits.dataSync() as Float32Array;
       logits.dispose();
       const per = height * width * classes;
       for (let b = 0; b < n; b++) {
         const mapData = n === 1 ? data : data.slice(b * per, (b + 1) * per);
-        maps.push({ width, height, classes, data: mapData, kind: 'logits', stride: model.logitStride, scale: run.scale, flipped: b === 1 });
+        maps.push({ width, height, classes, data: mapData, kind: 'logits', stride: net.logitStride, scale: run.scale, flipped: b === 1 });
       }
     }
   } finally {
@@ -82,7 +112,7 @@ export function predictPlan(model: DeepLab, pre: Preprocessing, image: RawImage,
 export function logitsAtImageSize(model: DeepLab, pre: Preprocessing, image: RawImage): tf.Tensor4D {
   const src = imageTensor(image);
   try {
-    return forwardRun(model, pre, src, paddedRun(image.width, image.height, model.spec.outputStride), { at: 'input' });
+    return forwardRun(deeplabNet(model, pre), src, paddedRun(image.width, image.height, model.spec.outputStride), { at: 'input' });
   } finally {
     src.dispose();
   }

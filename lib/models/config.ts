@@ -12,7 +12,9 @@ export type WeightsSource =
   /** Another implementation's checkpoint file (PyTorch), converted as it loads. */
   | { source: 'checkpoint'; path: string; layout?: string; outputStride?: 8 | 16 }
   /** An entry of the catalogue of published weights, downloaded once into the cache folder. */
-  | { source: 'published'; id: string; cacheDir?: string };
+  | { source: 'published'; id: string; cacheDir?: string }
+  /** A TF.js graph model (a folder or model.json path, or a URL), run as it is up to its logits node (weights/tfjs-graph). */
+  | { source: 'tfjs-graph'; path?: string; url?: string; logitsNode?: string };
 
 export interface ModelConfig {
   spec: ModelSpec;
@@ -33,6 +35,12 @@ export function normalizeModelConfig(c: Partial<Omit<ModelConfig, 'spec'>> & { s
   if (weights.source === 'url' && !/^https?:\/\//i.test(weights.url ?? '')) throw new Error(`weights URL must start with http:// or https://, got "${weights.url}"`);
   if (weights.source === 'checkpoint' && !weights.path) throw new Error('weights from a checkpoint file need its path');
   if (weights.source === 'published' && !weights.id) throw new Error('published weights need a catalogue id');
+  if (weights.source === 'tfjs-graph') {
+    if (!weights.path && !weights.url) throw new Error('a TF.js graph model needs a path (its folder or model.json) or a URL');
+    if (weights.path && weights.url) throw new Error('a TF.js graph model takes a path or a URL, not both');
+    if (weights.url && !/^https?:\/\//i.test(weights.url)) throw new Error(`TF.js graph model URL must start with http:// or https://, got "${weights.url}"`);
+    if (weights.logitsNode !== undefined && typeof weights.logitsNode !== 'string') throw new Error('the logits node of a TF.js graph model is a node name (a string)');
+  }
   if (c.classNames && c.classNames.length !== spec.classes) {
     throw new Error(`${c.classNames.length} class names given for ${spec.classes} classes`);
   }

@@ -29,6 +29,9 @@ export interface ModelProps {
   /** PyTorch checkpoint file and the layout its names follow (weights source 'checkpoint'). */
   checkpointPath?: string;
   checkpointLayout?: string;
+  /** TF.js graph model (weights source 'tfjs-graph'): its folder, model.json path or http(s) URL, and optionally its logits node. */
+  graphModel?: string;
+  graphLogitsNode?: string;
   preprocessing?: string;
   backend?: string;
   seed?: string | number;
@@ -79,6 +82,26 @@ function publishedConfig(p: ModelProps, baseDir: string): ModelConfig {
   });
 }
 
+/**
+ * A TF.js graph model runs as it is: the network fields do not apply (the editor disables them);
+ * only the class names do, and they must be as many as the graph's logits have (checked at load).
+ */
+function graphConfig(p: ModelProps, baseDir: string): ModelConfig {
+  const names = classListFromProps(p);
+  const where = String(p.graphModel ?? '').trim();
+  if (!where) throw new Error('TF.js graph model: set its folder (holding model.json) or its URL');
+  const logitsNode = String(p.graphLogitsNode ?? '').trim() || undefined;
+  const weights: WeightsSource = /^https?:\/\//i.test(where)
+    ? { source: 'tfjs-graph', url: where, logitsNode }
+    : { source: 'tfjs-graph', path: path.resolve(baseDir, where), logitsNode };
+  return normalizeModelConfig({
+    spec: { classes: names.length },
+    weights,
+    backend: blank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
+    classNames: names,
+  });
+}
+
 /** The class preset whose names these are (for its colours), if any. */
 export function presetOf(names: readonly string[]): ClassPresetName | undefined {
   return CLASS_PRESET_NAMES.find((n) => CLASS_PRESETS[n].names.length === names.length && CLASS_PRESETS[n].names.every((x, i) => x === names[i]));
@@ -87,6 +110,7 @@ export function presetOf(names: readonly string[]): ClassPresetName | undefined 
 /** `baseDir` resolves a relative weights directory (Node-RED's user directory). */
 export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): ModelConfig {
   if (p.weightsSource === 'published') return publishedConfig(p, baseDir);
+  if (p.weightsSource === 'tfjs-graph') return graphConfig(p, baseDir);
   const names = classListFromProps(p);
   const spec: Partial<ModelSpec> = {
     variant: (blank(p.variant) ? MODEL_DEFAULTS.variant : p.variant) as Variant,
@@ -110,7 +134,7 @@ export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): Mo
     const layout = blank(p.checkpointLayout) || p.checkpointLayout === 'auto' ? 'auto' : String(p.checkpointLayout);
     if (layout !== 'auto' && !LAYOUT_NAMES.includes(layout as LayoutName)) throw new Error(`unknown checkpoint layout "${layout}": expected auto or ${LAYOUT_NAMES.join(', ')}`);
     weights = { source: 'checkpoint', path: path.resolve(baseDir, p.checkpointPath), layout, outputStride: spec.outputStride };
-  } else throw new Error(`unknown weights source "${src}": expected random, dir, url, published or checkpoint`);
+  } else throw new Error(`unknown weights source "${src}": expected random, dir, url, published, checkpoint or tfjs-graph`);
   return normalizeModelConfig({
     spec,
     weights,

@@ -4,6 +4,7 @@
  * source is added in one place.
  */
 import { WeightsSource } from '../models/config';
+import { findPublished } from './catalogue';
 import { readSavedDir, readSavedUrl, SavedWeights } from './format';
 import { importCheckpoint } from './import-file';
 import { LayoutName } from './layouts';
@@ -23,6 +24,14 @@ export async function readWeights(source: WeightsSource, opts: PrepareOptions = 
       return (await importCheckpoint(source.path, { layout: (source.layout || 'auto') as LayoutName | 'auto', spec })).saved;
     }
     case 'published':
+      if (findPublished(source.id).format === 'tfjs-graph') throw graphHasNoWeights(`"${source.id}"`);
       return readSavedDir(await preparePublished(source.id, { ...opts, cacheDir: source.cacheDir || opts.cacheDir }));
+    case 'tfjs-graph':
+      throw graphHasNoWeights(source.path || source.url || 'the source');
   }
+}
+
+/** A TF.js graph runs as it is (weights/tfjs-graph): its tensors have no names of our networks to go to. */
+function graphHasNoWeights(what: string): Error {
+  return new Error(`${what} is a TF.js graph model: it runs as a graph for inference, but cannot give weights to one of this package's networks (to train, fine-tune or convert)`);
 }

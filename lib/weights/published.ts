@@ -40,7 +40,8 @@ const inFlight = new Map<string, Promise<string>>();
 
 /**
  * Makes a published checkpoint loadable: downloads it (progress, resume, checksum) and converts it.
- * Returns the folder of our saved format. Concurrent calls for one id share the work.
+ * Returns the folder of our saved format, or for a TF.js graph model the path of its model.json.
+ * Concurrent calls for one id share the work.
  */
 export function preparePublished(id: string, opts: PrepareOptions = {}): Promise<string> {
   return preparePublishedEntry(findPublished(id), opts);
@@ -58,10 +59,12 @@ export function preparePublishedEntry(entry: PublishedEntry, opts: PrepareOption
 }
 
 async function prepare(entry: PublishedEntry, cacheDir: string, opts: PrepareOptions): Promise<string> {
-  if (entry.format !== 'pytorch') {
-    throw new Error(`"${entry.id}" is a ${entry.format} model: this version converts PyTorch checkpoints only`);
+  if (entry.format !== 'pytorch' && entry.format !== 'tfjs-graph') {
+    throw new Error(`"${entry.id}" is a ${entry.format} model: this version loads PyTorch checkpoints and TF.js graph models only`);
   }
   const raw = await ensureEntry(entry, cacheDir, { ...opts, onProgress: (d) => opts.onProgress?.({ phase: 'download', download: d }) });
+  // A TF.js graph is not one of our networks: it runs as it is (weights/tfjs-graph), from its model.json.
+  if (entry.format === 'tfjs-graph') return raw;
   const out = convertedDir(entry, cacheDir);
   if (upToDate(out, raw)) return out;
   opts.onProgress?.({ phase: 'convert' });
