@@ -104,11 +104,27 @@ function spaceToBatchConv(
   });
 }
 
+/**
+ * A dilated kernel whose off-centre taps all land in the zero padding (a rate at least the map's
+ * height and width, as ASPP's rates 12-36 on the small maps of training crops) computes exactly its
+ * centre tap: a 1x1 convolution. Training takes that instead of a space-to-batch over a padded
+ * extent of several times the rate (the off-centre weights get their true gradient, zero).
+ */
+function centreTapOnly(x: tf.Tensor4D, filter: tf.Tensor4D, dilation: number, o: ConvOptions): [number, number] | undefined {
+  const [fh, fw] = filter.shape;
+  if (dilation === 1 || o.stride !== 1 || fh % 2 === 0 || fw % 2 === 0) return undefined;
+  const [ph, pw] = [((fh - 1) / 2) * dilation, ((fw - 1) / 2) * dilation];
+  const symmetric = o.pad[0][0] === ph && o.pad[0][1] === ph && o.pad[1][0] === pw && o.pad[1][1] === pw;
+  return symmetric && dilation >= x.shape[1] && dilation >= x.shape[2] ? [(fh - 1) / 2, (fw - 1) / 2] : undefined;
+}
+
 export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, o: ConvOptions): tf.Tensor4D {
   const dilation = effectiveDilation('conv2d', filter, o);
   if (dilation === 1 || !o.training) {
     return tf.conv2d(x, filter, o.stride, explicit(o.pad), 'NHWC', dilation);
   }
+  const centre = centreTapOnly(x, filter, dilation, o);
+  if (centre) return tf.tidy(() => tf.conv2d(x, tf.slice(filter, [centre[0], centre[1], 0, 0], [1, 1, -1, -1]) as tf.Tensor4D, 1, 'valid'));
   return spaceToBatchConv('conv2d', x, [filter.shape[0], filter.shape[1]], dilation, o.pad,
     (p) => tf.conv2d(p, filter, 1, 'valid'));
 }
@@ -118,6 +134,8 @@ export function depthwiseConv2d(x: tf.Tensor4D, filter: tf.Tensor4D, o: ConvOpti
   if (dilation === 1 || !o.training) {
     return tf.depthwiseConv2d(x, filter, o.stride, explicit(o.pad), 'NHWC', dilation);
   }
+  const centre = centreTapOnly(x, filter, dilation, o);
+  if (centre) return tf.tidy(() => tf.depthwiseConv2d(x, tf.slice(filter, [centre[0], centre[1], 0, 0], [1, 1, -1, -1]) as tf.Tensor4D, 1, 'valid'));
   return spaceToBatchConv('depthwiseConv2d', x, [filter.shape[0], filter.shape[1]], dilation, o.pad,
     (p) => tf.depthwiseConv2d(p, filter, 1, 'valid'));
 }

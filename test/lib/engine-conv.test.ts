@@ -28,6 +28,8 @@ const CASES: Case[] = [
   // ASPP at a high rate on a small map: most taps land in the padding.
   { name: '3x3 rate 6 on a 5x5 map (ASPP-like)', x: [2, 5, 5, 2], k: [3, 3], rate: 6, pad: [[6, 6], [6, 6]] },
   { name: '3x3 rate 12 on a 9x9 map (ASPP-like)', x: [1, 9, 9, 3], k: [3, 3], rate: 12, pad: [[12, 12], [12, 12]] },
+  // Rate at least the map's size: only the centre tap reads the map (trained as a 1x1 convolution).
+  { name: '3x3 rate 7 on a 4x7 map (centre tap only)', x: [2, 4, 7, 2], k: [3, 3], rate: 7, pad: [[7, 7], [7, 7]] },
 ];
 
 describe('lib/engine/conv: trainable atrous convolution', () => {
@@ -68,7 +70,7 @@ describe('lib/engine/conv: trainable atrous convolution', () => {
 
   describe('backward: training-path gradients match finite differences on wasm', () => {
     before(async () => { await tf.setBackend('wasm'); });
-    for (const c of [CASES[1], CASES[3], CASES[5]]) {
+    for (const c of [CASES[1], CASES[3], CASES[5], CASES[7]]) {
       it(`conv2d and depthwiseConv2d, ${c.name}`, () => {
         // Tiny channel counts keep the finite differences cheap.
         const x = randomTensor([c.x[0], c.x[1], c.x[2], 2], 6);
