@@ -15,7 +15,7 @@ export { decodeImage, encodeImage, toRawImage } from './data/image';
 export { resizeScoreMap, flipScoreMap, softmaxScoreMap, argmaxScoreMap } from './ops/score-map';
 export { renderSegmentation } from './render/render';
 export { saveModel, readSavedDir, readSavedUrl } from './weights/format';
-export { readWeights } from './weights/load';
+export { readWeights, loadPublished } from './weights/load';
 export { importCheckpoint } from './weights/import-file';
 export { importStateDict } from './weights/import';
 export type { ImportOptions, Imported } from './weights/import';

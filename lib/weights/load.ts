@@ -35,3 +35,8 @@ export async function readWeights(source: WeightsSource, opts: PrepareOptions = 
 function graphHasNoWeights(what: string): Error {
   return new Error(`${what} is a TF.js graph model: it runs as a graph for inference, but cannot give weights to one of this package's networks (to train, fine-tune or convert)`);
 }
+
+/** Published weights by catalogue id, downloaded and converted on first use (see published.ts). */
+export function loadPublished(id: string, opts: PrepareOptions = {}): Promise<SavedWeights> {
+  return readWeights({ source: 'published', id, cacheDir: opts.cacheDir }, opts) as Promise<SavedWeights>;
+}
