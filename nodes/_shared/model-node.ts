@@ -1,5 +1,5 @@
 /** The shape of the deeplab-model config node as other nodes see it. */
-import type { Node } from 'node-red';
+import type { Node, NodeAPI } from 'node-red';
 import type { ModelHandle } from '../../lib/compute/model-cache';
 import type { ModelConfig } from '../../lib/models/config';
 import type { RGB } from '../../lib/data/palette';
@@ -11,6 +11,17 @@ export interface DeeplabModelNode extends Node {
   classColors: RGB[];
   /** A handle on the shared cached model; release it when the using node closes. */
   acquire(): ModelHandle;
+}
+
+/**
+ * The deeplab-model config node a node selected: undefined when none is selected, an error when the
+ * selection points at nothing (deleted, or not deployed with the flow): every node treats that alike.
+ */
+export function modelNodeOf(RED: NodeAPI, id: unknown): DeeplabModelNode | undefined {
+  if (!id) return undefined;
+  const n = RED.nodes.getNode(String(id)) as DeeplabModelNode | null;
+  if (!n) throw new Error('the selected deeplab-model config node is missing (deleted, or not deployed with this flow)');
+  return n;
 }
 
 /**

@@ -57,32 +57,6 @@ export function setProp(RED: NodeAPI, msg: Msg, path: string, value: unknown): v
   RED.util.setMessageProperty(msg, path, value, true);
 }
 
-/** A config value as a number, the default where absent or blank, an error where not a number. */
-export function numberProp(value: unknown, fallback: number, name: string): number {
-  if (value === undefined || value === null || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new Error(`property "${name}" must be a number, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-export function stringProp<T extends string>(value: unknown, fallback: T, allowed?: readonly T[]): T {
-  if (value === undefined || value === null || value === '') return fallback;
-  const s = String(value) as T;
-  if (allowed && !allowed.includes(s)) throw new Error(`"${s}" is not one of ${allowed.join(', ')}`);
-  return s;
-}
-
-export function boolProp(value: unknown, fallback: boolean): boolean {
-  if (value === undefined || value === null || value === '') return fallback;
-  return value === true || value === 'true';
-}
-
-/** A message property path from the config, `payload` where absent. */
-export function pathProp(value: unknown, fallback = 'payload'): string {
-  const s = typeof value === 'string' ? value.trim() : '';
-  return (s || fallback).replace(/^msg\./, '');
-}
-
 /**
  * Reads a node's configuration; a bad value turns the status red and logs the error
  * instead of failing the node's creation (which would stop the whole flow from starting).

@@ -7,7 +7,8 @@ import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { DatasetListing, ListOptions, Sample, listDataset, loadSample, runOrder } from '../../lib/data/dataset';
 import { Pacer } from '../../lib/runtime/pacer';
-import { boolProp, errorText, Msg, numberProp, onInput, Send, setStatus, stringProp } from '../_shared/node-kit';
+import { errorText, Msg, onInput, Send, setStatus } from '../_shared/node-kit';
+import { boolProp, numberProp, stringProp } from '../_shared/props';
 
 interface DatasetProps {
   root?: string;

@@ -10,8 +10,9 @@ import { toRawImage, DEFAULT_MAX_PIXELS } from '../../lib/data/image';
 import { BoundedQueue, QueuePolicy, QUEUE_POLICIES } from '../../lib/runtime/bounded-queue';
 import { normalizeModelConfig } from '../../lib/models/config';
 import { CLASS_PRESETS } from '../../lib/data/palette';
-import { boolProp, errorText, getProp, Msg, numberProp, pathProp, Send, setProp, setStatus, stringProp } from '../_shared/node-kit';
-import { DeeplabModelNode, followLoad } from '../_shared/model-node';
+import { errorText, getProp, Msg, Send, setProp, setStatus } from '../_shared/node-kit';
+import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
+import { followLoad, modelNodeOf } from '../_shared/model-node';
 
 interface InferProps {
   model?: string;
@@ -60,8 +61,7 @@ export = function register(RED: NodeAPI): void {
         showReady();
         node.debug(`message ${job.msg._msgid} ${reason}`);
       });
-      const cfgNode = def.model ? (RED.nodes.getNode(def.model) as DeeplabModelNode | null) : null;
-      if (def.model && !cfgNode) throw new Error('the selected deeplab-model config node is missing');
+      const cfgNode = modelNodeOf(RED, def.model);
       if (cfgNode) {
         handle = cfgNode.acquire();
         classNames = cfgNode.classNames;

@@ -2,7 +2,7 @@
 import type { NodeAPI, NodeDef } from 'node-red';
 import { getModelCache } from '../../lib/compute/model-cache';
 import { classColors, CLASS_PRESETS, isClassPresetName } from '../../lib/data/palette';
-import { modelConfigFromProps, ModelProps, presetOf } from '../../lib/models/editor-props';
+import { modelConfigFromProps, ModelProps, presetOf } from './model-props';
 import { listPublished } from '../../lib/weights/catalogue';
 import type { DeeplabModelNode } from '../_shared/model-node';
 

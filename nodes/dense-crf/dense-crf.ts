@@ -8,11 +8,14 @@ import { ContractError } from '../../lib/contract';
 import { checkCrfInputs } from '../../lib/crf/dense-crf';
 import { CRF_PRESET_NAMES, CrfParams, CrfPresetName, applyCrfOverride, crfPreset, validateCrfParams } from '../../lib/crf/params';
 import { toRawImage } from '../../lib/data/image';
-import { getProp, Msg, numberProp, onInput, pathProp, readConfig, requireConfig, setStatus, stringProp } from '../_shared/node-kit';
+import { getProp, Msg, onInput, readConfig, requireConfig, setStatus } from '../_shared/node-kit';
+import { numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface DenseCrfProps {
   property?: string;
   imageProperty?: string;
+  /** What comes out: labels or probs. Flows before 0.2 said 'output', which wins until the dialog is saved again. */
+  result?: string;
   output?: string;
   preset?: string;
   iterations?: string | number;
@@ -51,7 +54,7 @@ export = function register(RED: NodeAPI): void {
       return {
         property: pathProp(def.property),
         imageProperty: pathProp(def.imageProperty, 'image'),
-        output: stringProp<Output>(def.output, 'labels', ['labels', 'probs']),
+        output: stringProp<Output>(def.output || def.result, 'labels', ['labels', 'probs']),
         preset,
         params: configuredParams(def, preset),
       };

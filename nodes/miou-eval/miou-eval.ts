@@ -8,7 +8,8 @@ import { decodeLabelImage } from '../../lib/data/labels';
 import { CLASS_PRESETS, classColors, classNames, isClassPresetName } from '../../lib/data/palette';
 import { ConfusionMatrix, MEAN_IOU_RULES, MeanIoURule, confusionHeatmapPng, imageFigures, reportTable } from '../../lib/metrics';
 import { argmaxScoreMap } from '../../lib/ops/score-map';
-import { boolProp, getProp, Msg, numberProp, onInput, pathProp, Send, setStatus, stringProp } from '../_shared/node-kit';
+import { getProp, Msg, onInput, Send, setStatus } from '../_shared/node-kit';
+import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface EvalProps {
   property?: string;

@@ -5,7 +5,8 @@ import {
   FUSION_BASES, FUSION_INLINE_LIMIT, FUSION_METHODS, FusionBase, FusionMethod, FusionOptions, fuseScoreMaps, fusionWork, validateFusionInput,
 } from '../../lib/fusion';
 import { fuse } from '../../lib/compute/client';
-import { boolProp, getProp, Msg, onInput, pathProp, setProp, setStatus, stringProp } from '../_shared/node-kit';
+import { getProp, Msg, onInput, setProp, setStatus } from '../_shared/node-kit';
+import { boolProp, pathProp, stringProp } from '../_shared/props';
 
 interface FusionProps {
   method?: string;

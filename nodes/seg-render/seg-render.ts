@@ -4,8 +4,9 @@ import { ContractError, expectRawImage, isLabelMap, isScoreMap, LabelMap, descri
 import { argmaxScoreMap } from '../../lib/ops/score-map';
 import { DEFAULT_RENDER, RENDER_MODES, RenderMode, renderSegmentation } from '../../lib/render/render';
 import { CLASS_PRESETS } from '../../lib/data/palette';
-import type { DeeplabModelNode } from '../_shared/model-node';
-import { boolProp, getProp, Msg, numberProp, onInput, pathProp, readConfig, requireConfig, setProp, setStatus, stringProp } from '../_shared/node-kit';
+import { modelNodeOf } from '../_shared/model-node';
+import { getProp, Msg, onInput, readConfig, requireConfig, setProp, setStatus } from '../_shared/node-kit';
+import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface RenderProps {
   model?: string;
@@ -32,12 +33,12 @@ export = function register(RED: NodeAPI): void {
       legend: boolProp(def.legend, DEFAULT_RENDER.legend),
       format: stringProp(def.format, 'png', ['png', 'jpeg'] as const),
       quality: numberProp(def.quality, DEFAULT_RENDER.quality, 'quality'),
+      model: modelNodeOf(RED, def.model),
     }));
-    const cfg = def.model ? (RED.nodes.getNode(def.model) as DeeplabModelNode | null) : null;
     if (opts) setStatus(node, 'idle', 'ready');
 
     onInput(node, async (msg: Msg, send) => {
-      const { property, output, imageProperty, mode, opacity, legend, format, quality } = requireConfig(opts);
+      const { property, output, imageProperty, mode, opacity, legend, format, quality, model: cfg } = requireConfig(opts);
       const value = getProp(RED, msg, property);
       let labels: LabelMap;
       let classes: number;

@@ -9,9 +9,9 @@ import { ModelConfig } from '../../lib/models/config';
 import { sameNetwork } from '../../lib/models/deeplab';
 import { TrainingController, TrainingStatus } from '../../lib/training/controller';
 import { TrainConfig } from '../../lib/training/config';
-import { trainSetupFromProps, TrainProps, TrainSetup } from '../../lib/training/node-config';
+import { trainSetupFromProps, TrainProps, TrainSetup } from './train-props';
 import { errorText, Msg, onInput, Send, setStatus } from '../_shared/node-kit';
-import type { DeeplabModelNode } from '../_shared/model-node';
+import { DeeplabModelNode, modelNodeOf } from '../_shared/model-node';
 
 interface TrainNodeProps extends TrainProps {
   model?: string;
@@ -59,17 +59,18 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     const settings = RED.settings as unknown as { userDir?: string };
     const userDir = settings.userDir || process.cwd();
-    let modelNode: DeeplabModelNode | null = null;
-    if (def.model) {
-      modelNode = RED.nodes.getNode(def.model) as DeeplabModelNode | null;
-      if (!modelNode) {
-        setStatus(node, 'error', 'the selected deeplab-model config node is missing');
-        node.error('train: the selected deeplab-model config node is missing');
-      }
+    let modelNode: DeeplabModelNode | undefined;
+    let missingModel: string | undefined;
+    try {
+      modelNode = modelNodeOf(RED, def.model);
+    } catch (err) {
+      missingModel = errorText(err);
+      setStatus(node, 'error', missingModel);
+      node.error(`train: ${missingModel}`);
     }
 
     const setup = (overrides: Record<string, unknown> = {}): TrainSetup => {
-      if (def.model && !modelNode) throw new Error('the selected deeplab-model config node is missing');
+      if (missingModel) throw new Error(missingModel);
       if (modelNode && !modelNode.modelConfig) throw new Error(`the deeplab-model config is invalid: ${modelNode.configError}`);
       return trainSetupFromProps(def, { userDir, nodeId: node.id, model: modelNode?.modelConfig }, overrides);
     };

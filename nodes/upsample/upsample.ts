@@ -3,13 +3,16 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { ContractError, expectRawImage, expectScoreMap } from '../../lib/contract';
 import { upsample } from '../../lib/compute/client';
 import type { UpsampleOutput } from '../../lib/ops/score-map';
-import { boolProp, getProp, Msg, numberProp, onInput, pathProp, readConfig, requireConfig, setProp, setStatus, stringProp } from '../_shared/node-kit';
+import { getProp, Msg, onInput, readConfig, requireConfig, setProp, setStatus } from '../_shared/node-kit';
+import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface UpsampleProps {
   sizeFrom?: string;
   width?: string | number;
   height?: string | number;
   alignCorners?: boolean | string;
+  /** What comes out: probs, labels or both. Flows before 0.2 said 'output', which wins until the dialog is saved again. */
+  result?: string;
   output?: string;
   property?: string;
   imageProperty?: string;
@@ -26,7 +29,7 @@ export = function register(RED: NodeAPI): void {
       imageProperty: pathProp(def.imageProperty, 'image'),
       sizeFrom: stringProp(def.sizeFrom, 'image', ['image', 'fixed'] as const),
       alignCorners: boolProp(def.alignCorners, true),
-      output: stringProp<UpsampleOutput>(def.output, 'probs', OUTPUTS),
+      output: stringProp<UpsampleOutput>(def.output || def.result, 'probs', OUTPUTS),
       fixedW: numberProp(def.width, 513, 'width'),
       fixedH: numberProp(def.height, 513, 'height'),
     }));

@@ -17,7 +17,7 @@ import { RawImage, ScoreMap } from '../../lib/contract';
 import { planInference } from '../../lib/inference/plan';
 import { predictPlan } from '../../lib/inference/predict';
 import { normalizeModelConfig } from '../../lib/models/config';
-import { modelConfigFromProps } from '../../lib/models/editor-props';
+import { modelConfigFromProps } from '../../nodes/deeplab-model/model-props';
 import { reloadPublished } from '../../lib/weights/catalogue';
 import { readWeights } from '../../lib/weights/load';
 import { preparePublished } from '../../lib/weights/published';

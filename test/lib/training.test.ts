@@ -30,7 +30,7 @@ import { denseCrf } from '../../lib/crf/dense-crf';
 import { ConfusionMatrix } from '../../lib/metrics/confusion';
 import { argmaxScoreMap } from '../../lib/ops/score-map';
 import { WorkerLoader } from '../../lib/training/worker-loader';
-import { trainSetupFromProps } from '../../lib/training/node-config';
+import { trainSetupFromProps } from '../../nodes/train/train-props';
 import { normalizeModelConfig } from '../../lib/models/config';
 import { tfReady } from '../helpers/tf-setup';
 import { dropout } from '../../lib/models/layers';

@@ -60,7 +60,7 @@ describe('nodes/dense-crf', function () {
   it('puts probabilities in the payload when asked, with custom parameters, from configured properties', async () => {
     const custom: CrfParams = { iterations: 3, w1: 6, thetaAlpha: 20, thetaBeta: 10, w2: 2, thetaGamma: 2 };
     await helper.load([crfNode], [
-      { id: 'n', type: 'dense-crf', output: 'probs', preset: 'custom', property: 'scores', imageProperty: 'msg.photo', ...custom, wires: [['out']] },
+      { id: 'n', type: 'dense-crf', result: 'probs', preset: 'custom', property: 'scores', imageProperty: 'msg.photo', ...custom, wires: [['out']] },
       { id: 'out', type: 'helper' },
     ]);
     const got = nextMessage<Msg>(helper.getNode('out'));
@@ -76,7 +76,7 @@ describe('nodes/dense-crf', function () {
 
   it('applies msg.crf per message (iterations 0 gives the softmax of the input) and accepts an encoded image', async () => {
     await helper.load([crfNode], [
-      { id: 'n', type: 'dense-crf', output: 'probs', preset: 'densecrf-example', wires: [['out']] }, { id: 'out', type: 'helper' },
+      { id: 'n', type: 'dense-crf', result: 'probs', preset: 'densecrf-example', wires: [['out']] }, { id: 'out', type: 'helper' },
     ]);
     let got = nextMessage<Msg>(helper.getNode('out'));
     helper.getNode('n').receive({ payload: map, image, crf: { iterations: 0 } });

@@ -28,7 +28,7 @@ function pipeline(extra: Record<string, unknown> = {}) {
   return [
     MODEL,
     { id: 'inf', type: 'deeplab-infer', model: 'm1', size: 129, wires: [['up', 'out1']], ...extra },
-    { id: 'up', type: 'upsample', output: 'both', wires: [['render', 'out2']] },
+    { id: 'up', type: 'upsample', result: 'both', wires: [['render', 'out2']] },
     { id: 'render', type: 'seg-render', model: 'm1', wires: [['out3']] },
     { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
     { id: 'out1', type: 'helper' }, { id: 'out2', type: 'helper' }, { id: 'out3', type: 'helper' }, { id: 'caught', type: 'helper' },
@@ -264,6 +264,24 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     const caught = nextMessage(helper.getNode('caught'));
     helper.getNode('r').receive({ payload: { width: 1, height: 1, data: new Uint8Array(1), ignoreIndex: 255 } });
     assert.match(((await caught).error as { message: string }).message, /misconfigured/);
+  });
+
+  it('a selected model config node that is missing is an error in deeplab-infer and seg-render alike', async () => {
+    const flow = [
+      { id: 'inf', type: 'deeplab-infer', model: 'gone', wires: [['o']] },
+      { id: 'r', type: 'seg-render', model: 'gone', wires: [['o']] },
+      { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'o', type: 'helper' }, { id: 'caught', type: 'helper' },
+    ];
+    await helper.load(ALL, flow);
+    for (const id of ['inf', 'r']) {
+      const log = statusLog(helper.getNode(id));
+      const caught = nextMessage(helper.getNode('caught'));
+      helper.getNode(id).receive({ payload: { width: 1, height: 1, data: new Uint8Array(1), ignoreIndex: 255 } });
+      await caught;
+      const last = helper.getNode(id).status.lastCall?.args[0] as { fill?: string; text?: string } | undefined;
+      assert.ok(log.some((s) => s.fill === 'red') || last?.fill === 'red', `${id}: red status`);
+    }
   });
 
   it('takes the resize policy from resizePolicy (the editor reserves `resize`), or a hand-written string `resize`', async () => {

@@ -3,12 +3,13 @@
  * absent (hand-written or older flows): the defaults are the editor's.
  */
 import * as path from 'path';
-import { CLASS_PRESET_NAMES, CLASS_PRESETS, ClassPresetName, isClassPresetName } from '../data/palette';
-import { findPublished } from '../weights/catalogue';
-import { LAYOUT_NAMES, LayoutName } from '../weights/layouts';
-import { BackboneName, ModelSpec, Variant } from './deeplab';
-import { ModelConfig, normalizeModelConfig, WeightsSource } from './config';
-import { Preprocessing } from './preprocess';
+import { isBlank } from '../_shared/props';
+import { CLASS_PRESET_NAMES, CLASS_PRESETS, ClassPresetName, isClassPresetName } from '../../lib/data/palette';
+import { findPublished } from '../../lib/weights/catalogue';
+import { LAYOUT_NAMES, LayoutName } from '../../lib/weights/layouts';
+import { BackboneName, ModelSpec, Variant } from '../../lib/models/deeplab';
+import { ModelConfig, normalizeModelConfig, WeightsSource } from '../../lib/models/config';
+import { Preprocessing } from '../../lib/models/preprocess';
 
 export interface ModelProps {
   variant?: string;
@@ -49,12 +50,8 @@ export const MODEL_DEFAULTS = {
   backend: 'auto',
 } as const;
 
-function blank(v: unknown): boolean {
-  return v === undefined || v === null || v === '' || v === 'default';
-}
-
 export function classListFromProps(p: ModelProps): string[] {
-  const preset = blank(p.classPreset) ? MODEL_DEFAULTS.classPreset : String(p.classPreset);
+  const preset = isBlank(p.classPreset) ? MODEL_DEFAULTS.classPreset : String(p.classPreset);
   if (preset === 'custom') {
     const names = String(p.customClasses ?? '').split(/[,\n]/).map((s) => s.trim()).filter(Boolean);
     if (names.length < 1) throw new Error('custom classes: give at least one class name (comma separated)');
@@ -72,12 +69,12 @@ function publishedConfig(p: ModelProps, baseDir: string): ModelConfig {
   const id = String(p.publishedId ?? '').trim();
   if (!id) throw new Error('published weights: choose an entry of the catalogue');
   const entry = findPublished(id);
-  const cacheDir = blank(p.weightsCache) ? path.join(baseDir, 'deeplab-weights') : path.resolve(baseDir, String(p.weightsCache));
+  const cacheDir = isBlank(p.weightsCache) ? path.join(baseDir, 'deeplab-weights') : path.resolve(baseDir, String(p.weightsCache));
   return normalizeModelConfig({
     spec: { ...entry.spec, width: 1, seed: 1 },
     weights: { source: 'published', id: entry.id, cacheDir },
     preprocessing: entry.preprocessing,
-    backend: blank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
+    backend: isBlank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
     classNames: [...entry.classNames],
   });
 }
@@ -97,7 +94,7 @@ function graphConfig(p: ModelProps, baseDir: string): ModelConfig {
   return normalizeModelConfig({
     spec: { classes: names.length },
     weights,
-    backend: blank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
+    backend: isBlank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
     classNames: names,
   });
 }
@@ -113,16 +110,16 @@ export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): Mo
   if (p.weightsSource === 'tfjs-graph') return graphConfig(p, baseDir);
   const names = classListFromProps(p);
   const spec: Partial<ModelSpec> = {
-    variant: (blank(p.variant) ? MODEL_DEFAULTS.variant : p.variant) as Variant,
+    variant: (isBlank(p.variant) ? MODEL_DEFAULTS.variant : p.variant) as Variant,
     classes: names.length,
-    layout: (blank(p.layout) ? MODEL_DEFAULTS.layout : p.layout) as ModelSpec['layout'],
+    layout: (isBlank(p.layout) ? MODEL_DEFAULTS.layout : p.layout) as ModelSpec['layout'],
     aux: p.aux === true || p.aux === 'true',
-    width: blank(p.width) ? MODEL_DEFAULTS.width : Number(p.width),
+    width: isBlank(p.width) ? MODEL_DEFAULTS.width : Number(p.width),
   };
-  if (!blank(p.backbone)) spec.backbone = p.backbone as BackboneName;
-  if (!blank(p.outputStride)) spec.outputStride = Number(p.outputStride) as 8 | 16;
-  if (!blank(p.seed)) spec.seed = Number(p.seed);
-  const src = blank(p.weightsSource) ? MODEL_DEFAULTS.weightsSource : p.weightsSource;
+  if (!isBlank(p.backbone)) spec.backbone = p.backbone as BackboneName;
+  if (!isBlank(p.outputStride)) spec.outputStride = Number(p.outputStride) as 8 | 16;
+  if (!isBlank(p.seed)) spec.seed = Number(p.seed);
+  const src = isBlank(p.weightsSource) ? MODEL_DEFAULTS.weightsSource : p.weightsSource;
   let weights: WeightsSource;
   if (src === 'random') weights = { source: 'random' };
   else if (src === 'dir') {
@@ -131,15 +128,15 @@ export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): Mo
   } else if (src === 'url') weights = { source: 'url', url: String(p.weightsUrl ?? '').trim() };
   else if (src === 'checkpoint') {
     if (!p.checkpointPath) throw new Error('weights from a PyTorch checkpoint: set the file');
-    const layout = blank(p.checkpointLayout) || p.checkpointLayout === 'auto' ? 'auto' : String(p.checkpointLayout);
+    const layout = isBlank(p.checkpointLayout) || p.checkpointLayout === 'auto' ? 'auto' : String(p.checkpointLayout);
     if (layout !== 'auto' && !LAYOUT_NAMES.includes(layout as LayoutName)) throw new Error(`unknown checkpoint layout "${layout}": expected auto or ${LAYOUT_NAMES.join(', ')}`);
     weights = { source: 'checkpoint', path: path.resolve(baseDir, p.checkpointPath), layout, outputStride: spec.outputStride };
   } else throw new Error(`unknown weights source "${src}": expected random, dir, url, published, checkpoint or tfjs-graph`);
   return normalizeModelConfig({
     spec,
     weights,
-    preprocessing: blank(p.preprocessing) ? undefined : (p.preprocessing as Preprocessing),
-    backend: blank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
+    preprocessing: isBlank(p.preprocessing) ? undefined : (p.preprocessing as Preprocessing),
+    backend: isBlank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
     classNames: names,
   });
 }

@@ -6,13 +6,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { ListOptions } from '../data/dataset';
-import { SYNTHETIC_MAX_CLASSES, syntheticClassNames, SyntheticOptions } from '../data/synthetic';
-import { ModelConfig, normalizeModelConfig, WeightsSource } from '../models/config';
-import { findPublished } from '../weights/catalogue';
-import { CLASS_PRESETS } from '../data/palette';
-import { DataSpec, normalizeTrainConfig, RECIPE, TrainConfig, TrainConfigInput } from './config';
-import { CrfRequest, ResumeMode } from './protocol';
+import { boolProp, intProp, isBlank, numberProp } from '../_shared/props';
+import { ListOptions } from '../../lib/data/dataset';
+import { SYNTHETIC_MAX_CLASSES, syntheticClassNames, SyntheticOptions } from '../../lib/data/synthetic';
+import { ModelConfig, normalizeModelConfig, WeightsSource } from '../../lib/models/config';
+import { findPublished } from '../../lib/weights/catalogue';
+import { CLASS_PRESETS } from '../../lib/data/palette';
+import { DataSpec, normalizeTrainConfig, RECIPE, TrainConfig, TrainConfigInput } from '../../lib/training/config';
+import { CrfRequest, ResumeMode } from '../../lib/training/protocol';
 
 export interface TrainProps {
   source?: string;
@@ -81,26 +82,6 @@ export interface SetupContext {
   model?: ModelConfig;
 }
 
-const blank = (v: unknown) => v === undefined || v === null || v === '' || v === 'auto' || v === 'default';
-
-function num(v: unknown, fallback: number, name: string): number {
-  if (blank(v)) return fallback;
-  const n = typeof v === 'number' ? v : Number(String(v).trim());
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-function int(v: unknown, fallback: number, name: string): number {
-  const n = num(v, fallback, name);
-  if (!Number.isInteger(n)) throw new Error(`${name} must be a whole number, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-function bool(v: unknown, fallback: boolean): boolean {
-  if (blank(v)) return fallback;
-  return v === true || v === 'true' || v === 1 || v === '1' || v === 'on';
-}
-
 /** Quick schedule for the synthetic demo (a small network trained from scratch). */
 const DEMO = { cropScale: [0.75, 1.25], batchSize: 8, iterSize: 1, maxIter: 300, lr: 0.02, weightDecay: 1e-4, evalEvery: 50, checkpointEvery: 100, progressEvery: 5 };
 
@@ -113,7 +94,7 @@ export const OVERRIDABLE = [
 
 /** The "initialise from" choice as a weights source (undefined: the model config's own weights). */
 function initialWeights(p: TrainProps, userDir: string): WeightsSource | undefined {
-  const from = blank(p.initFrom) || p.initFrom === 'model' ? 'model' : String(p.initFrom);
+  const from = isBlank(p.initFrom) || p.initFrom === 'model' ? 'model' : String(p.initFrom);
   if (from === 'model') return undefined;
   if (from === 'published') {
     const id = String(p.initPublishedId ?? '').trim();
@@ -124,7 +105,7 @@ function initialWeights(p: TrainProps, userDir: string): WeightsSource | undefin
   const file = String(p.initPath ?? '').trim();
   if (!file) throw new Error(`initialise from a ${from === 'dir' ? 'saved model folder' : 'checkpoint file'}: set its path`);
   if (from === 'dir') return { source: 'dir', path: path.resolve(userDir, file) };
-  if (from === 'checkpoint') return { source: 'checkpoint', path: path.resolve(userDir, file), layout: blank(p.initLayout) ? 'auto' : String(p.initLayout) };
+  if (from === 'checkpoint') return { source: 'checkpoint', path: path.resolve(userDir, file), layout: isBlank(p.initLayout) ? 'auto' : String(p.initLayout) };
   throw new Error(`initialise from must be model, published, checkpoint or dir, got "${from}"`);
 }
 
@@ -133,37 +114,37 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     if (!(OVERRIDABLE as readonly string[]).includes(k)) throw new Error(`unknown option "${k}": a start message may set ${OVERRIDABLE.join(', ')}`);
   }
   const p: TrainProps = { ...props, ...(overrides as TrainProps) };
-  const source = blank(p.source) ? 'synthetic' : String(p.source);
+  const source = isBlank(p.source) ? 'synthetic' : String(p.source);
   if (source !== 'synthetic' && source !== 'folder') throw new Error(`data source must be synthetic or folder, got "${source}"`);
   const demo = source === 'synthetic';
-  const seed = num(p.seed, 1, 'seed');
+  const seed = numberProp(p.seed, 1, 'seed');
 
   let train: DataSpec;
   let val: DataSpec | undefined;
   let synClasses = 0;
   let synSize = 0;
   if (demo) {
-    synClasses = int(p.synClasses, ctx.model?.spec.classes ?? 4, 'synthetic classes');
+    synClasses = intProp(p.synClasses, ctx.model?.spec.classes ?? 4, 'synthetic classes');
     if (synClasses < 2 || synClasses > SYNTHETIC_MAX_CLASSES) {
-      const hint = ctx.model && blank(p.synClasses) ? ` (the model has ${synClasses} classes: synthetic data needs a model with at most ${SYNTHETIC_MAX_CLASSES})` : '';
+      const hint = ctx.model && isBlank(p.synClasses) ? ` (the model has ${synClasses} classes: synthetic data needs a model with at most ${SYNTHETIC_MAX_CLASSES})` : '';
       throw new Error(`synthetic classes must be 2..${SYNTHETIC_MAX_CLASSES}, got ${synClasses}${hint}`);
     }
     if (ctx.model && ctx.model.spec.classes !== synClasses) {
       throw new Error(`the model has ${ctx.model.spec.classes} classes but the synthetic data ${synClasses}: make them equal`);
     }
-    synSize = int(p.synSize, 97, 'synthetic image size');
+    synSize = intProp(p.synSize, 97, 'synthetic image size');
     const options: SyntheticOptions = { width: synSize, height: synSize, classes: synClasses, seed };
-    train = { kind: 'synthetic', count: int(p.synTrain, 200, 'synthetic training images'), options };
-    const nVal = int(p.synVal, 20, 'synthetic validation images');
+    train = { kind: 'synthetic', count: intProp(p.synTrain, 200, 'synthetic training images'), options };
+    const nVal = intProp(p.synVal, 20, 'synthetic validation images');
     // The validation images come from far along the same sequence: never seen in training.
     if (nVal > 0) val = { kind: 'synthetic', count: nVal, first: 1_000_000, options };
   } else {
     const root = path.resolve(ctx.userDir, String(p.root ?? '').trim() || '.');
     const dir = String(p.dir ?? '').trim();
     if (!dir) throw new Error('folder data: set the data set folder');
-    const layout = blank(p.layout) ? 'auto' : String(p.layout) as ListOptions['layout'];
+    const layout = isBlank(p.layout) ? 'auto' : String(p.layout) as ListOptions['layout'];
     const common: ListOptions = { layout, imagesDir: String(p.imagesDir ?? '').trim() || undefined, masksDir: String(p.masksDir ?? '').trim() || undefined };
-    const limit = int(p.trainLimit, 0, 'training image limit');
+    const limit = intProp(p.trainLimit, 0, 'training image limit');
     train = { kind: 'folder', root, dir, list: { ...common, split: String(p.trainSplit ?? '').trim() || 'train' }, limit };
     const valSplit = String(p.valSplit ?? '').trim();
     const valDir = String(p.valDir ?? '').trim();
@@ -189,36 +170,36 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     init,
     train,
     val,
-    cropSize: int(p.cropSize, demo ? synSize : RECIPE.crop, 'crop size'),
-    scaleMin: num(p.scaleMin, d.cropScale[0], 'scale min'),
-    scaleMax: num(p.scaleMax, d.cropScale[1], 'scale max'),
-    mirror: bool(p.mirror, true),
-    batchSize: int(p.batchSize, d.batchSize, 'batch size'),
-    iterSize: int(p.iterSize, d.iterSize, 'iter size'),
-    maxIter: int(p.maxIter, d.maxIter, 'iterations'),
-    lr: num(p.lr, d.lr, 'learning rate'),
-    lrPower: num(p.lrPower, 0.9, 'poly power'),
-    momentum: num(p.momentum, 0.9, 'momentum'),
-    weightDecay: num(p.weightDecay, d.weightDecay, 'weight decay'),
-    backboneLrMult: num(p.backboneLrMult, 1, 'backbone lr multiplier'),
-    headLrMult: num(p.headLrMult, 10, 'head lr multiplier'),
-    biasLrFactor: num(p.biasLrFactor, 2, 'bias lr factor'),
+    cropSize: intProp(p.cropSize, demo ? synSize : RECIPE.crop, 'crop size'),
+    scaleMin: numberProp(p.scaleMin, d.cropScale[0], 'scale min'),
+    scaleMax: numberProp(p.scaleMax, d.cropScale[1], 'scale max'),
+    mirror: boolProp(p.mirror, true),
+    batchSize: intProp(p.batchSize, d.batchSize, 'batch size'),
+    iterSize: intProp(p.iterSize, d.iterSize, 'iter size'),
+    maxIter: intProp(p.maxIter, d.maxIter, 'iterations'),
+    lr: numberProp(p.lr, d.lr, 'learning rate'),
+    lrPower: numberProp(p.lrPower, 0.9, 'poly power'),
+    momentum: numberProp(p.momentum, 0.9, 'momentum'),
+    weightDecay: numberProp(p.weightDecay, d.weightDecay, 'weight decay'),
+    backboneLrMult: numberProp(p.backboneLrMult, 1, 'backbone lr multiplier'),
+    headLrMult: numberProp(p.headLrMult, 10, 'head lr multiplier'),
+    biasLrFactor: numberProp(p.biasLrFactor, 2, 'bias lr factor'),
     // Fine-tuning from trained weights freezes BN by default, as the published recipes do (batches are tiny here).
-    freezeBN: bool(p.freezeBN, init !== undefined),
-    msc: blank(p.msc) ? undefined : bool(p.msc, false),
+    freezeBN: boolProp(p.freezeBN, init !== undefined),
+    msc: isBlank(p.msc) ? undefined : boolProp(p.msc, false),
     seed,
     checkpointDir,
-    checkpointEvery: int(p.checkpointEvery, d.checkpointEvery, 'checkpoint every'),
-    keep: int(p.keep, 3, 'checkpoints kept'),
-    publish: bool(p.publish, true),
-    evalEvery: int(p.evalEvery, d.evalEvery, 'evaluate every'),
-    evalLimit: int(p.evalLimit, 0, 'evaluation images'),
-    evalRule: (blank(p.evalRule) ? 'voc' : String(p.evalRule)) as TrainConfig['evalRule'],
-    progressEvery: int(p.progressEvery, d.progressEvery, 'progress every'),
+    checkpointEvery: intProp(p.checkpointEvery, d.checkpointEvery, 'checkpoint every'),
+    keep: intProp(p.keep, 3, 'checkpoints kept'),
+    publish: boolProp(p.publish, true),
+    evalEvery: intProp(p.evalEvery, d.evalEvery, 'evaluate every'),
+    evalLimit: intProp(p.evalLimit, 0, 'evaluation images'),
+    evalRule: (isBlank(p.evalRule) ? 'voc' : String(p.evalRule)) as TrainConfig['evalRule'],
+    progressEvery: intProp(p.progressEvery, d.progressEvery, 'progress every'),
   };
   const config = normalizeTrainConfig(input);
-  const resume = (blank(p.resume) ? 'auto' : String(p.resume)) as ResumeMode;
+  const resume = (isBlank(p.resume) ? 'auto' : String(p.resume)) as ResumeMode;
   if (!['auto', 'never', 'require'].includes(resume)) throw new Error(`resume must be auto, never or require, got "${resume}"`);
-  const crf: CrfRequest = { images: int(p.crfImages, 10, 'CRF images') };
-  return { config, resume, crf, crfAfter: bool(p.learnCrf, false) ? crf : undefined };
+  const crf: CrfRequest = { images: intProp(p.crfImages, 10, 'CRF images') };
+  return { config, resume, crf, crfAfter: boolProp(p.learnCrf, false) ? crf : undefined };
 }
