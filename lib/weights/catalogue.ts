@@ -96,9 +96,7 @@ function str(o: Raw, key: string, where: string, optional = false): string | und
 }
 
 /** The package's entries are https; a site's own catalogue may name a mirror on its local network over http. */
-let allowHttp = false;
-
-function httpsUrl(v: string, where: string): string {
+function httpsUrl(v: string, where: string, allowHttp = false): string {
   let u: URL;
   try {
     u = new URL(v);
@@ -166,19 +164,19 @@ export function fileNameFromUrl(url: string): string {
 }
 
 /** Checks one raw catalogue entry and returns it typed (class names expanded, file name filled in). */
-export function validateEntry(raw: unknown, sets: Record<string, readonly string[]> = classSets()): PublishedEntry {
+export function validateEntry(raw: unknown, sets: Record<string, readonly string[]> = classSets(), opts: { allowHttp?: boolean } = {}): PublishedEntry {
   if (!isObject(raw)) throw new Error('catalogue: every entry must be an object');
   const id = str(raw, 'id', 'catalogue entry')!;
   const where = `catalogue entry "${id}"`;
   if (!ID_RE.test(id)) throw new Error(`${where}: ids are "<publisher>/<name>" in lower case`);
-  const url = raw.url === undefined ? undefined : httpsUrl(str(raw, 'url', where)!, where);
-  const mirrors = raw.mirrors === undefined ? undefined : (Array.isArray(raw.mirrors) ? raw.mirrors : [raw.mirrors]).map((m) => httpsUrl(String(m), where));
+  const url = raw.url === undefined ? undefined : httpsUrl(str(raw, 'url', where)!, where, opts.allowHttp);
+  const mirrors = raw.mirrors === undefined ? undefined : (Array.isArray(raw.mirrors) ? raw.mirrors : [raw.mirrors]).map((m) => httpsUrl(String(m), where, opts.allowHttp));
   let manual: ManualDownload | undefined;
   if (raw.manual !== undefined) {
     if (!isObject(raw.manual)) throw new Error(`${where}: manual must be an object`);
     manual = {
-      page: httpsUrl(str(raw.manual, 'page', where)!, where),
-      download: raw.manual.download === undefined ? undefined : httpsUrl(str(raw.manual, 'download', where)!, where),
+      page: httpsUrl(str(raw.manual, 'page', where)!, where, opts.allowHttp),
+      download: raw.manual.download === undefined ? undefined : httpsUrl(str(raw.manual, 'download', where)!, where, opts.allowHttp),
       instructions: str(raw.manual, 'instructions', where)!,
     };
   }
@@ -219,7 +217,7 @@ export function validateEntry(raw: unknown, sets: Record<string, readonly string
     score: score(raw.score, where),
     extraScores: raw.extraScores === undefined ? undefined : (raw.extraScores as unknown[]).map((x) => score(x, where)),
     license: str(raw, 'license', where)!,
-    source: httpsUrl(str(raw, 'source', where)!, where),
+    source: httpsUrl(str(raw, 'source', where)!, where, opts.allowHttp),
     manual,
     notes: str(raw, 'notes', where, true),
   };
@@ -273,12 +271,7 @@ export function listPublished(): readonly PublishedEntry[] {
   const sets = classSets();
   const site = siteEntries();
   const entries = raw.map((e) => validateEntry(e, sets));
-  allowHttp = true;
-  try {
-    entries.push(...site.raw.map((e) => validateEntry(e, sets)));
-  } finally {
-    allowHttp = false;
-  }
+  entries.push(...site.raw.map((e) => validateEntry(e, sets, { allowHttp: true })));
   const seen = new Set<string>();
   for (const e of entries) {
     if (seen.has(e.id)) throw new Error(`catalogue${site.where ? ` (with ${site.where})` : '.json'}: duplicate id "${e.id}"`);
