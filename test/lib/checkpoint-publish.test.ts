@@ -27,7 +27,7 @@ function checkpointAt(base: SavedWeights, iteration: number): CheckpointData {
 }
 
 describe('lib/training/checkpoint: publishing for hot swap', function () {
-  this.timeout(120_000);
+  this.timeout(600_000);
   let base: SavedWeights;
   let root: string;
   before(async () => {

@@ -20,7 +20,7 @@ import { Confusion } from './crf-fixtures';
 const IDS = ['vainf_294', 'vainf_060']; // car + person; bird
 
 describe('lib/crf: real VOC images, noisy unaries', function () {
-  this.timeout(120_000);
+  this.timeout(600_000);
   after(() => closeCrfHelper());
 
   const cases: [CrfPresetName, string[]][] = [['deeplab-v2', IDS], ['densecrf-example', IDS.slice(0, 1)]];

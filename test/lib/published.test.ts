@@ -42,7 +42,8 @@ describe('lib/weights: published weights from a (local) server', () => {
 
   before(async function () {
     this.timeout(600_000);
-    runTorchPython(SCRIPT, [vocSample('vainf_582'), OUT, CASE]);
+    // The command-line case imports the VGG fixture too; each test file makes what it uses.
+    runTorchPython(SCRIPT, [vocSample('vainf_582'), OUT, CASE, 'vgg-largefov']);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deeplab-published-'));
     const file = path.join(OUT, `${CASE}.zip.pth`);
     server = http.createServer((req, res) => {

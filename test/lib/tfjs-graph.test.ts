@@ -50,7 +50,7 @@ function mirror(img: RawImage): RawImage {
 }
 
 describe('lib/weights: TF.js graph models', function () {
-  this.timeout(120_000);
+  this.timeout(600_000);
   let f: GraphFixture;
   let server: http.Server;
   let base = '';
