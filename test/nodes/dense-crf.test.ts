@@ -23,7 +23,7 @@ const nextError = (n: TestNode): Promise<string> =>
   new Promise((resolve) => n.on('call:error', (c) => resolve(String((c as { firstArg: unknown }).firstArg))));
 
 describe('nodes/dense-crf', function () {
-  this.timeout(60_000);
+  this.timeout(600_000);
   const { image, labels } = scene(72, 60, 4, 5, 15);
   const map = noisyLogits(labels, 4, 6);
 

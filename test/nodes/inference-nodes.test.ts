@@ -36,7 +36,7 @@ function pipeline(extra: Record<string, unknown> = {}) {
 }
 
 describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function () {
-  this.timeout(120_000);
+  this.timeout(600_000);
   afterEach(async () => {
     await helper.unload();
   });

@@ -16,7 +16,7 @@ const ALL = [modelNode, inferNode, upsampleNode, catchNode];
 const OUT = path.resolve(__dirname, '../../../test-output/tfjs-graph-node');
 
 describe('nodes: deeplab-infer on a TF.js graph model', function () {
-  this.timeout(120_000);
+  this.timeout(600_000);
   let f: GraphFixture;
   before(() => {
     f = writeGraphModel(path.join(OUT, 'graph'));
