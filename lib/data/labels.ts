@@ -107,10 +107,16 @@ export async function decodePngSamples(buf: Buffer, maxPixels = DEFAULT_MAX_PIXE
   if (width === 0 || height === 0) throw new ContractError(`PNG has zero size (${width}x${height})`);
   if (width * height > maxPixels) throw new ContractError(`mask is ${width}x${height} = ${width * height} pixels, above the limit of ${maxPixels}`);
 
+  // The header fixes the size of the inflated data: a stream that inflates beyond it (a
+  // decompression bomb) is stopped there instead of filling memory.
+  const expected = inflatedSize(width, height, channels, bitDepth, interlace === 1);
   let raw: Buffer;
   try {
-    raw = await inflate(Buffer.concat(idat));
+    raw = await inflate(Buffer.concat(idat), { maxOutputLength: expected });
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new ContractError(`corrupt PNG: image data inflates beyond the ${expected} bytes its ${width}x${height} header declares`);
+    }
     throw new ContractError(`corrupt PNG: image data does not inflate (${(err as Error).message})`);
   }
   const data = bitDepth === 16 ? new Uint16Array(width * height * channels) : new Uint8Array(width * height * channels);
@@ -141,6 +147,17 @@ export async function decodePngSamples(buf: Buffer, maxPixels = DEFAULT_MAX_PIXE
     });
   }
   return { width, height, bitDepth, colorType, channels, data, palette };
+}
+
+/** Bytes of the filtered scanlines the header describes (one filter byte per row), over all passes. */
+function inflatedSize(width: number, height: number, channels: number, bitDepth: number, interlaced: boolean): number {
+  let total = 0;
+  for (const [x0, y0, dx, dy] of interlaced ? ADAM7 : [[0, 0, 1, 1]]) {
+    const pw = Math.ceil((width - x0) / dx);
+    const ph = Math.ceil((height - y0) / dy);
+    if (pw > 0 && ph > 0) total += ph * (1 + Math.ceil((pw * channels * bitDepth) / 8));
+  }
+  return total;
 }
 
 /** Adam7 passes: [x start, y start, x step, y step]. */

@@ -176,6 +176,21 @@ describe('lib/data/labels: label masks to class ids', () => {
     await assert.rejects(decodeLabelImage('x' as unknown as Buffer), /expected a label mask image Buffer/);
   });
 
+  it('stops image data that inflates beyond the header\'s size (a decompression bomb) at that size', async () => {
+    // A 513x513 grayscale header over 64 MB of zeros (64 KB compressed): refused without inflating it all.
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(513, 0);
+    ihdr.writeUInt32BE(513, 4);
+    ihdr[8] = 8;
+    ihdr[9] = 0;
+    const bomb = zlib.deflateSync(Buffer.alloc(64 << 20), { level: 9 });
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', bomb), chunk('IEND', Buffer.alloc(0))]);
+    await assert.rejects(decodeLabelImage(png), /inflates beyond the 263682 bytes its 513x513 header declares/);
+    // Exactly the declared size still decodes (interlaced sizes are covered by the Adam7 test above).
+    const ok = encodePng(513, 3, 0, 8, new Array(513 * 3).fill(7));
+    assert.equal((await decodePngSamples(ok)).data.length, 513 * 3);
+  });
+
   it('reads the real VOC masks by palette index with the classes the README lists', async function () {
     const MASKS = masks();
     const expect: Record<string, number[]> = {
