@@ -6,9 +6,8 @@
 import { WeightsSource } from '../models/config';
 import { findPublished } from './catalogue';
 import { readSavedDir, readSavedUrl, SavedWeights } from './format';
-import { importCheckpoint } from './import-file';
-import { LayoutName } from './layouts';
-import { PrepareOptions, preparePublished } from './published';
+import type { LayoutName } from './layouts';
+import type { PrepareOptions } from './published';
 
 /** Reads the weights a source names; undefined for seeded random initialisation. */
 export async function readWeights(source: WeightsSource, opts: PrepareOptions = {}): Promise<SavedWeights | undefined> {
@@ -19,13 +18,17 @@ export async function readWeights(source: WeightsSource, opts: PrepareOptions = 
       return readSavedDir(source.path);
     case 'url':
       return readSavedUrl(source.url);
+    // The importers (pickle machine, zip reader, layouts: about 9 MB per thread) load only when used.
     case 'checkpoint': {
+      const { importCheckpoint } = await import('./import-file');
       const spec = source.outputStride ? { outputStride: source.outputStride } : undefined;
       return (await importCheckpoint(source.path, { layout: (source.layout || 'auto') as LayoutName | 'auto', spec })).saved;
     }
-    case 'published':
+    case 'published': {
       if (findPublished(source.id).format === 'tfjs-graph') throw graphHasNoWeights(`"${source.id}"`);
+      const { preparePublished } = await import('./published');
       return readSavedDir(await preparePublished(source.id, { ...opts, cacheDir: source.cacheDir || opts.cacheDir }));
+    }
     case 'tfjs-graph':
       throw graphHasNoWeights(source.path || source.url || 'the source');
   }
