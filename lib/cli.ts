@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'util';
 import { listPublished, searchPublished, PublishedEntry } from './weights/catalogue';
-import { defaultCacheDir } from './weights/download';
+import { defaultCacheDir, describeProgress } from './weights/download';
 import { writeSaved } from './weights/format';
 import { importCheckpoint } from './weights/import-file';
 import { LAYOUT_NAMES, LayoutName } from './weights/layouts';
@@ -39,8 +39,7 @@ function progressPrinter(out: NodeJS.WritableStream): (p: PrepareProgress) => vo
     const now = Date.now();
     if (now - last < 500 && d.percent !== 100) return;
     last = now;
-    const mb = (d.received / 1e6).toFixed(1);
-    out.write(`\r${d.percent !== undefined ? `${d.percent.toFixed(0)} % ` : ''}${mb} MB  ${(d.bytesPerSec / 1e6).toFixed(1)} MB/s   `);
+    out.write(`\rdownloading ${describeProgress(d)}   `);
   };
 }
 

@@ -25,6 +25,12 @@ export interface DownloadProgress {
   bytesPerSec: number;
 }
 
+/** "45 % · 12.3 MB/s" (or the megabytes so far where the size is unknown): one wording for the status and the CLI. */
+export function describeProgress(d: DownloadProgress): string {
+  const done = d.percent !== undefined ? `${d.percent.toFixed(0)} %` : `${(d.received / 1e6).toFixed(1)} MB`;
+  return `${done} · ${(d.bytesPerSec / 1e6).toFixed(1)} MB/s`;
+}
+
 export interface DownloadOptions {
   sha256?: string;
   hashPrefix?: string;

@@ -3,6 +3,7 @@ import type { Node, NodeAPI } from 'node-red';
 import type { ModelHandle } from '../../lib/compute/model-cache';
 import type { ModelConfig } from '../../lib/models/config';
 import type { RGB } from '../../lib/data/palette';
+import { describeProgress } from '../../lib/weights/download';
 
 export interface DeeplabModelNode extends Node {
   modelConfig?: ModelConfig;
@@ -36,11 +37,7 @@ export function followLoad(node: Node, handle: ModelHandle): () => void {
     if (p.phase === 'download' && now - last < 500 && p.download.percent !== 100) return;
     last = now;
     let text = 'loading model...';
-    if (p.phase === 'download') {
-      const d = p.download;
-      const done = d.percent !== undefined ? `${d.percent.toFixed(0)} %` : `${(d.received / 1e6).toFixed(1)} MB`;
-      text = `downloading weights ${done} · ${(d.bytesPerSec / 1e6).toFixed(1)} MB/s`;
-    }
+    if (p.phase === 'download') text = `downloading weights ${describeProgress(p.download)}`;
     node.status({ fill: 'yellow', shape: 'ring', text });
   });
 }
