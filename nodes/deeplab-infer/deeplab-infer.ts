@@ -56,10 +56,11 @@ export = function register(RED: NodeAPI): void {
       });
       const maxPixels = numberProp(def.maxPixels, DEFAULT_MAX_PIXELS, 'maxPixels');
       const policy = stringProp<QueuePolicy>(def.queuePolicy, 'drop-oldest', QUEUE_POLICIES);
-      queue = new BoundedQueue<Job>(numberProp(def.queueSize, 2, 'queueSize'), policy, (job) => runJob(job, maxPixels), (job, reason) => {
-        job.done();
+      // A message that will not run reaches Catch with its code (msg.error.code) and the original
+      // message, so an http-in flow can answer it (503); done(err) reports it exactly once.
+      queue = new BoundedQueue<Job>(numberProp(def.queueSize, 2, 'queueSize'), policy, (job) => runJob(job, maxPixels), (job, err) => {
+        job.done(err);
         showReady();
-        node.debug(`message ${job.msg._msgid} ${reason}`);
       });
       const cfgNode = modelNodeOf(RED, def.model);
       if (cfgNode) {
@@ -77,7 +78,8 @@ export = function register(RED: NodeAPI): void {
     function showReady(): void {
       const q = queue ? ` · q ${queue.length}` : '';
       const d = queue?.dropped ? ` · dropped ${queue.dropped}` : '';
-      setStatus(node, 'ok', `${backend}${lastMs ? ` · ${lastMs} ms` : ''}${q}${d}`);
+      const r = queue?.refused ? ` · refused ${queue.refused}` : '';
+      setStatus(node, 'ok', `${backend}${lastMs ? ` · ${lastMs} ms` : ''}${q}${d}${r}`);
     }
 
     if (handle) {

@@ -199,19 +199,6 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     assert.equal(after.numTensors, before.numTensors);
   });
 
-  it('drops the oldest waiting frames when the queue is full and counts them in the status', async () => {
-    await helper.load(ALL, [MODEL, { id: 'inf', type: 'deeplab-infer', model: 'm1', size: 65, queueSize: 1, queuePolicy: 'drop-oldest', wires: [['o']] }, { id: 'o', type: 'helper' }]);
-    const log = statusLog(helper.getNode('inf'));
-    const img = await photo(32, 24);
-    const seen: unknown[] = [];
-    helper.getNode('o').on('input', (m) => seen.push((m as { topic: unknown }).topic));
-    // Decoding is async: all five arrive while the first is still being processed.
-    for (let i = 0; i < 5; i++) helper.getNode('inf').receive({ payload: img, topic: i });
-    await new Promise((r) => setTimeout(r, 3000));
-    assert.deepEqual(seen, [0, 4], 'the first runs, the freshest waits, the rest are dropped');
-    assert.ok(log.some((s) => s.text?.includes('dropped 3')), JSON.stringify(log));
-  });
-
   it('deeplab-model loads a saved model directory (our format) and infers exactly as the saved model', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deeplab-node-weights-'));
     try {
