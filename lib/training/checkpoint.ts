@@ -9,8 +9,14 @@
  *
  * A checkpoint is written into a temporary folder, every file flushed to disk, then the folder
  * is renamed into place (atomic on one file system) and latest.json replaced atomically. A
- * process killed at any moment leaves the previous checkpoint whole; the leftover temporary
- * folder is removed by the next write. Only the newest `keep` checkpoints are kept.
+ * process killed at any moment leaves the previous checkpoint whole. A numbered folder is only
+ * ever created by that rename, so every one is complete: resuming takes the newest numbered
+ * folder that reads back whole, whatever latest.json says (a kill between the rename and the
+ * pointer leaves the pointer one behind). Only the newest `keep` checkpoints are kept.
+ *
+ * Temporary folders, links and files carry the writer's pid and start time. Those of a process
+ * that is gone (or of an earlier process that had our pid: containers reuse pid 1) are removed
+ * when training starts and before each write; those of a live writer are left alone.
  *
  * Publishing writes no weights: `published` is a symbolic link switched to the new checkpoint
  * folder by one rename (atomic), and a checkpoint folder never changes once in place. A reader
@@ -20,7 +26,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { MANIFEST_FILE, readSavedDir, SavedWeights, WEIGHTS_FILE, writeFileAtomic, writeFlushed, writeSaved } from '../weights/format';
+import { MANIFEST_FILE, readSavedDir, SavedWeights, WEIGHTS_FILE, writeFlushed, writeSaved } from '../weights/format';
 import { TrainConfig } from './config';
 import { OptimizerState } from './optimizer';
 
@@ -34,6 +40,50 @@ export const STATE_VERSION = 1;
 const CKPT_RE = /^ckpt-(\d{8,})$/;
 const TMP_PREFIX = '.tmp-ckpt-';
 const TMP_LINK_PREFIX = '.tmp-published-';
+const TMP_LATEST_PREFIX = '.tmp-latest-';
+const TMP_PREFIXES = [TMP_PREFIX, TMP_LINK_PREFIX, TMP_LATEST_PREFIX];
+/** Temporary files of writeFileAtomic (older versions' latest.json, a copied `published` folder): `<file>.<pid>.<ms>.tmp`. */
+const LEGACY_TMP_RE = /\.(\d+)\.\d+\.tmp$/;
+/** A checkpoint moved aside while the same iteration is re-written. */
+const ASIDE_RE = /^\.tmp-ckpt-old-(ckpt-\d{8,})-/;
+/** The owner in a temporary name: `p<pid>s<start, seconds, base 36>`. */
+const OWNER_RE = /(?:^|-)p(\d+)s([0-9a-z]+)(?:-|$)/;
+
+/** This process's start (seconds since the epoch): process-wide, the same in every worker thread. */
+const PROCESS_START_S = Math.round((Date.now() - process.uptime() * 1000) / 1000);
+/** Identifies this process in temporary names, telling it apart from an earlier one with the same pid. */
+const OWNER = `p${process.pid}s${PROCESS_START_S.toString(36)}`;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether a temporary name belongs to a writer that may still be at work (then it is left alone). */
+export function tempOwnerAlive(name: string): boolean {
+  const legacy = LEGACY_TMP_RE.exec(name);
+  if (legacy) return Number(legacy[1]) !== process.pid && processAlive(Number(legacy[1]));
+  const m = OWNER_RE.exec(name);
+  if (!m) return false; // an older version's name: its writer is long gone
+  const pid = Number(m[1]);
+  // Our pid: ours (another thread writing now) only if the start time matches, else a dead namesake.
+  if (pid === process.pid) return Math.abs(parseInt(m[2], 36) - PROCESS_START_S) <= 2;
+  return processAlive(pid);
+}
+
+function isTempName(name: string): boolean {
+  return TMP_PREFIXES.some((p) => name.startsWith(p)) || LEGACY_TMP_RE.test(name);
+}
+
+/** A unique temporary name of this process (writers of one process differ by the counter). */
+let tempSeq = 0;
+function tempName(prefix: string, what = ''): string {
+  return `${prefix}${what ? `${what}-` : ''}${OWNER}-${Date.now().toString(36)}${(tempSeq++).toString(36)}`;
+}
 
 export interface EvalRecord {
   iteration: number;
@@ -70,9 +120,19 @@ export interface LoadedCheckpoint {
   state: TrainingState;
 }
 
-/** Test hooks: called after each file of a checkpoint is flushed (before the folder is renamed into place). */
+/** Test hooks (kill tests stop a process at each of these points). */
 export interface WriteHooks {
+  /** After each file of a checkpoint is flushed (before the folder is renamed into place). */
   afterFile?: (file: string, tmpDir: string) => void | Promise<void>;
+  /** After the folder is renamed into place, before latest.json is written. */
+  afterRename?: (dir: string) => void | Promise<void>;
+  /** After latest.json is written, before older checkpoints are pruned. */
+  afterLatest?: (dir: string) => void | Promise<void>;
+}
+
+/** Test hook of publishCheckpoint: after the new link is made, before it replaces `published`. */
+export interface PublishHooks {
+  afterLink?: (tmpLink: string) => void;
 }
 
 export function checkpointName(iteration: number): string {
@@ -109,15 +169,45 @@ export function listCheckpoints(root: string): { name: string; iteration: number
     .sort((a, b) => a.iteration - b.iteration);
 }
 
-/** Removes temporary folders left by interrupted writes. */
-export function removeStaleTemps(root: string): void {
-  let names: string[] = [];
+/**
+ * Removes the temporary folders, links and files that interrupted writes left under root (and in
+ * a copied `published` folder); those of a writer still alive stay. Returns the names removed.
+ */
+export function removeStaleTemps(root: string): string[] {
+  const removed: string[] = [];
+  const sweep = (dir: string, prefix: string) => {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (!isTempName(n) || tempOwnerAlive(n)) continue;
+      const aside = prefix === '' ? ASIDE_RE.exec(n) : null;
+      if (aside && !fs.existsSync(path.join(dir, aside[1]))) {
+        // Killed between moving a checkpoint aside and renaming its replacement in: put it back.
+        try {
+          fs.renameSync(path.join(dir, n), path.join(dir, aside[1]));
+          removed.push(n);
+          continue;
+        } catch {
+          // fall through: remove it
+        }
+      }
+      // A link is removed itself, never what it points to.
+      fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+      removed.push(prefix + n);
+    }
+  };
+  sweep(root, '');
+  const published = path.join(root, PUBLISHED_DIR);
   try {
-    names = fs.readdirSync(root);
+    if (fs.lstatSync(published).isDirectory()) sweep(published, `${PUBLISHED_DIR}/`);
   } catch {
-    return;
+    // no published folder
   }
-  for (const n of names) if (n.startsWith(TMP_PREFIX) || n.startsWith(TMP_LINK_PREFIX)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  return removed;
 }
 
 /** Writes a checkpoint; returns its folder. */
@@ -125,8 +215,40 @@ export async function writeCheckpoint(root: string, data: CheckpointData, keep: 
   fs.mkdirSync(root, { recursive: true });
   removeStaleTemps(root);
   const name = checkpointName(data.state.iteration);
-  const tmp = path.join(root, `${TMP_PREFIX}${data.state.iteration}-${process.pid}-${Date.now()}`);
+  const tmp = path.join(root, tempName(TMP_PREFIX, String(data.state.iteration)));
   fs.mkdirSync(tmp);
+  try {
+    await writeInto(tmp, data, hooks);
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true }); // a failed write (disk full) leaves nothing behind
+    throw err;
+  }
+  const final = path.join(root, name);
+  if (fs.existsSync(final)) {
+    // Re-writing the same iteration (a restarted run): move the old one aside first.
+    const aside = path.join(root, tempName(TMP_PREFIX, `old-${name}`));
+    fs.renameSync(final, aside);
+    fs.renameSync(tmp, final);
+    fs.rmSync(aside, { recursive: true, force: true });
+  } else {
+    fs.renameSync(tmp, final);
+  }
+  fsyncDir(root);
+  await hooks.afterRename?.(final);
+  writeLatest(root, name, data.state.iteration);
+  await hooks.afterLatest?.(final);
+  pruneCheckpoints(root, keep, name);
+  return final;
+}
+
+/** latest.json, replaced atomically through a temporary file that carries this process's owner tag. */
+function writeLatest(root: string, name: string, iteration: number): void {
+  const tmp = path.join(root, tempName(TMP_LATEST_PREFIX));
+  writeFlushed(tmp, JSON.stringify({ checkpoint: name, iteration }));
+  fs.renameSync(tmp, path.join(root, LATEST_FILE));
+}
+
+async function writeInto(tmp: string, data: CheckpointData, hooks: WriteHooks): Promise<void> {
   const state: TrainingState = {
     format: STATE_FORMAT,
     version: STATE_VERSION,
@@ -146,20 +268,6 @@ export async function writeCheckpoint(root: string, data: CheckpointData, keep: 
     await hooks.afterFile?.(file, tmp);
   }
   fsyncDir(tmp);
-  const final = path.join(root, name);
-  if (fs.existsSync(final)) {
-    // Re-writing the same iteration (a restarted run): move the old one aside first.
-    const aside = path.join(root, `${TMP_PREFIX}old-${name}-${process.pid}-${Date.now()}`);
-    fs.renameSync(final, aside);
-    fs.renameSync(tmp, final);
-    fs.rmSync(aside, { recursive: true, force: true });
-  } else {
-    fs.renameSync(tmp, final);
-  }
-  fsyncDir(root);
-  writeFileAtomic(path.join(root, LATEST_FILE), JSON.stringify({ checkpoint: name, iteration: data.state.iteration }));
-  pruneCheckpoints(root, keep, name);
-  return final;
 }
 
 /** Keeps the newest `keep` numbered checkpoints (and always `protect` and the published one). */
@@ -198,26 +306,16 @@ export function readCheckpoint(dir: string): LoadedCheckpoint {
 }
 
 /**
- * The newest loadable checkpoint under root: the one latest.json names, else the highest
- * numbered folder that reads back whole. Undefined when there is none.
+ * The newest complete checkpoint under root: the highest numbered folder that reads back whole
+ * (see the header: latest.json may lag one behind, so it is not trusted for this). Undefined when
+ * there is none.
  */
 export function findLatestCheckpoint(root: string): LoadedCheckpoint | undefined {
-  const tried = new Set<string>();
-  try {
-    const latest = JSON.parse(fs.readFileSync(path.join(root, LATEST_FILE), 'utf8')) as { checkpoint?: string };
-    if (latest.checkpoint && CKPT_RE.test(latest.checkpoint)) {
-      tried.add(latest.checkpoint);
-      return readCheckpoint(path.join(root, latest.checkpoint));
-    }
-  } catch {
-    // Missing or unreadable pointer: scan the folders.
-  }
   for (const c of listCheckpoints(root).reverse()) {
-    if (tried.has(c.name)) continue;
     try {
       return readCheckpoint(c.dir);
     } catch {
-      continue;
+      continue; // damaged after the fact (a disk error, a hand edit): the one before it
     }
   }
   return undefined;
@@ -248,10 +346,10 @@ export function publishedCheckpoint(root: string): string | undefined {
  * Publishes a checkpoint folder of `root` for hot swapping: `<root>/published` becomes a link to
  * it, switched atomically (see the header). Returns the published folder's path.
  */
-export function publishCheckpoint(root: string, checkpointDir: string): string {
+export function publishCheckpoint(root: string, checkpointDir: string, hooks: PublishHooks = {}): string {
   const published = path.join(root, PUBLISHED_DIR);
   const name = path.basename(checkpointDir);
-  const tmp = path.join(root, `${TMP_LINK_PREFIX}${process.pid}-${Date.now()}`);
+  const tmp = path.join(root, tempName(TMP_LINK_PREFIX));
   try {
     // Relative, so the training folder can be moved or copied as a whole; a junction on Windows.
     fs.symlinkSync(name, tmp, 'junction');
@@ -259,6 +357,7 @@ export function publishCheckpoint(root: string, checkpointDir: string): string {
     writeSaved(published, readSavedDir(checkpointDir));
     return published;
   }
+  hooks.afterLink?.(tmp);
   try {
     fs.renameSync(tmp, published);
   } catch {

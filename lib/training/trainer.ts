@@ -13,7 +13,7 @@ import { assignWeights, SavedWeights, serialize } from '../weights/format';
 import { readWeights } from '../weights/load';
 import { Rng, STREAM } from '../runtime/random';
 import {
-  clearCheckpoints, EvalRecord, findLatestCheckpoint, LoadedCheckpoint, publishCheckpoint, writeCheckpoint, WriteHooks,
+  clearCheckpoints, EvalRecord, findLatestCheckpoint, LoadedCheckpoint, publishCheckpoint, removeStaleTemps, writeCheckpoint, WriteHooks,
 } from './checkpoint';
 import { DataSpec, lossAtFor, TrainConfig } from './config';
 import { Batch, BatchLoader, BatchRecipe, InlineLoader, openSource, SampleSource } from './data';
@@ -127,6 +127,8 @@ export class Trainer {
     const mode = o.resume ?? 'auto';
     let ckpt: LoadedCheckpoint | undefined;
     if (config.checkpointDir) {
+      // Leftovers of a killed run go first (a live writer's are kept: see checkpoint.ts).
+      removeStaleTemps(config.checkpointDir);
       if (mode === 'never') clearCheckpoints(config.checkpointDir);
       else ckpt = findLatestCheckpoint(config.checkpointDir);
     }
