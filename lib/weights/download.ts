@@ -4,7 +4,9 @@
  * flushed and renamed atomically, with redirects followed and concurrent requests for one file
  * sharing a single download. ensurePublished() adds the cache policy on top: reuse a verified
  * file (remembered in a small `.ok` marker so a 170 MB file is not hashed on every start), and
- * for checkpoints that can only be fetched by hand, say exactly where to put them.
+ * for checkpoints that can only be fetched by hand, say exactly where to put them. fetchBytes() is
+ * the in-memory GET of every other URL load (saved models, TF.js graphs), with the same time limits
+ * (HttpTimeouts) and errors that name the URL and the cause.
  */
 import { createHash, Hash, randomBytes } from 'crypto';
 import * as fs from 'fs';
@@ -31,15 +33,47 @@ export function describeProgress(d: DownloadProgress): string {
   return `${done} · ${(d.bytesPerSec / 1e6).toFixed(1)} MB/s`;
 }
 
-export interface DownloadOptions {
+/**
+ * Time limits of one URL load. Each is taken from the option, else the environment, else the default:
+ *   connectTimeoutMs  until the response headers arrive (DNS, connect, TLS, a silent server):
+ *                     $DEEPLAB_CONNECT_TIMEOUT seconds, default 15 s
+ *   idleTimeoutMs     the longest silence while the body streams: default 30 s
+ *   totalTimeoutMs    the whole load, retries and redirects included: $DEEPLAB_DOWNLOAD_TIMEOUT
+ *                     seconds, default none (0: a large file on a slow link is not cut off while it
+ *                     moves; the idle timeout catches a stalled one)
+ */
+export interface HttpTimeouts {
+  connectTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  totalTimeoutMs?: number;
+}
+
+export const CONNECT_TIMEOUT_ENV = 'DEEPLAB_CONNECT_TIMEOUT';
+export const TOTAL_TIMEOUT_ENV = 'DEEPLAB_DOWNLOAD_TIMEOUT';
+
+/** Seconds from the environment as ms; undefined when unset; a clear error when not a number >= 0. */
+function envSeconds(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`${name} must be a number of seconds >= 0, got "${raw}"`);
+  return Math.round(v * 1000);
+}
+
+/** The limits in force: options first, then the environment, then the defaults (see HttpTimeouts). */
+export function resolveTimeouts(o: HttpTimeouts = {}): Required<HttpTimeouts> {
+  return {
+    connectTimeoutMs: o.connectTimeoutMs ?? envSeconds(CONNECT_TIMEOUT_ENV) ?? DEFAULTS.connectTimeoutMs,
+    idleTimeoutMs: o.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+    totalTimeoutMs: o.totalTimeoutMs ?? envSeconds(TOTAL_TIMEOUT_ENV) ?? 0,
+  };
+}
+
+export interface DownloadOptions extends HttpTimeouts {
   sha256?: string;
   hashPrefix?: string;
   size?: number;
   onProgress?: (p: DownloadProgress) => void;
-  /** Until the response headers arrive (DNS, connect, TLS, server). */
-  connectTimeoutMs?: number;
-  /** Longest silence while the body streams. */
-  idleTimeoutMs?: number;
   signal?: AbortSignal;
   /** Added to every error: e.g. where to put the file by hand. */
   hint?: string;
@@ -90,27 +124,118 @@ function describe(e: unknown): { text: string; code?: string; status?: number } 
   return { text, code };
 }
 
-function wrap(url: string, e: unknown, hint?: string): DownloadError {
+function wrap(url: string, e: unknown, hint?: string, what = 'download of'): DownloadError {
   if (e instanceof DownloadError) return e;
   const d = describe(e);
-  return new DownloadError(`download of ${url} failed: ${d.text}${hint ? `; ${hint}` : ''}`, url, d.code, d.status);
+  return new DownloadError(`${what} ${url} failed: ${d.text}${hint ? `; ${hint}` : ''}`, url, d.code, d.status);
 }
 
-/** GET with a deadline for the response headers; redirects are the caller's business. */
+/**
+ * GET with a deadline for the response headers; redirects are the caller's business. The
+ * timeout says which side was silent: no connection at all, or a server that took the
+ * connection and never answered.
+ */
 function get(url: URL, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const mod = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : undefined;
     if (!mod) return reject(new Cause(`unsupported protocol ${url.protocol}`, undefined, undefined, true));
+    let connected = false;
     const req = mod.get(url, { headers: { 'user-agent': 'node-red-deeplab', ...headers }, signal }, (res) => {
       clearTimeout(timer);
       resolve(res);
     });
-    const timer = setTimeout(() => req.destroy(new Cause(`no response within ${timeoutMs} ms (connect timeout)`, 'ETIMEDOUT')), timeoutMs);
+    req.on('socket', (socket) => {
+      // A kept-alive socket is connected already.
+      if (!socket.connecting) connected = true;
+      else socket.once('connect', () => (connected = true));
+    });
+    const timer = setTimeout(() => req.destroy(connected
+      ? new Cause(`no response within ${timeoutMs} ms (connect timeout: the server took the connection and sent nothing; ${CONNECT_TIMEOUT_ENV} or connectTimeoutMs sets it)`, 'ETIMEDOUT')
+      : new Cause(`no response within ${timeoutMs} ms (connect timeout: no connection; ${CONNECT_TIMEOUT_ENV} or connectTimeoutMs sets it)`, 'ETIMEDOUT')), timeoutMs);
     req.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
     });
   });
+}
+
+/** The error a total timeout aborts with (fatal: a retry would only run past it again). */
+function totalTimeoutCause(ms: number): Cause {
+  return new Cause(`not finished within ${ms} ms (total timeout; ${TOTAL_TIMEOUT_ENV} or totalTimeoutMs sets it)`, 'ETIMEDOUT', undefined, true);
+}
+
+/**
+ * A signal that aborts with `totalTimeoutCause` after `ms` (0: never) or when `outer` aborts;
+ * `done()` clears the timer. `timedOut()` tells the two apart.
+ */
+function deadline(ms: number, outer?: AbortSignal): { signal?: AbortSignal; timedOut: () => Cause | undefined; done: () => void } {
+  if (!(ms > 0)) return { signal: outer, timedOut: () => undefined, done: () => undefined };
+  const ac = new AbortController();
+  let fired: Cause | undefined;
+  const timer = setTimeout(() => {
+    fired = totalTimeoutCause(ms);
+    ac.abort(fired);
+  }, ms);
+  const onOuter = () => ac.abort(outer!.reason);
+  if (outer?.aborted) onOuter();
+  else outer?.addEventListener('abort', onOuter, { once: true });
+  return {
+    signal: ac.signal,
+    timedOut: () => fired,
+    done: () => {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onOuter);
+    },
+  };
+}
+
+export interface FetchOptions extends HttpTimeouts {
+  signal?: AbortSignal;
+  maxRedirects?: number;
+}
+
+/**
+ * GETs a (small to medium) resource into memory: redirects followed, the connect, idle and total
+ * timeouts of HttpTimeouts, and any failure thrown as a DownloadError whose message names the URL
+ * and the cause ("GET <url> failed: connection refused (ECONNREFUSED)...", "HTTP 404 Not Found").
+ */
+export async function fetchBytes(url: string, opts: FetchOptions = {}): Promise<Buffer> {
+  const t = resolveTimeouts(opts);
+  const limit = deadline(t.totalTimeoutMs, opts.signal);
+  const maxRedirects = opts.maxRedirects ?? DEFAULTS.maxRedirects;
+  try {
+    let current = new URL(url);
+    for (let hops = 0; ; hops++) {
+      const res = await get(current, {}, t.connectTimeoutMs, limit.signal);
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location) {
+        res.resume();
+        if (hops >= maxRedirects) throw new Cause(`more than ${maxRedirects} redirects`, 'EREDIRECT', status, true);
+        current = new URL(res.headers.location, current);
+        continue;
+      }
+      if (status < 200 || status >= 300) {
+        res.resume();
+        throw new Cause(`HTTP ${status} ${res.statusMessage ?? ''}`.trim(), `HTTP_${status}`, status);
+      }
+      const chunks: Buffer[] = [];
+      const idle = setTimeout(() => res.destroy(new Cause(`no data for ${t.idleTimeoutMs} ms (idle timeout)`, 'ETIMEDOUT')), t.idleTimeoutMs);
+      try {
+        for await (const chunk of res) {
+          idle.refresh();
+          chunks.push(chunk as Buffer);
+        }
+      } finally {
+        clearTimeout(idle);
+      }
+      if (!res.complete) throw new Cause('the connection closed before the whole response arrived', 'ECONNRESET');
+      return Buffer.concat(chunks);
+    }
+  } catch (e) {
+    throw wrap(url, limit.timedOut() ?? e, undefined, 'GET');
+  } finally {
+    limit.done();
+  }
 }
 
 async function hashFile(file: string, hash: Hash): Promise<void> {
@@ -259,7 +384,19 @@ async function attempt(url: string, dest: string, o: DownloadOptions, emit: Emit
   return { path: dest, bytes: received, sha256: digest, url: current.href };
 }
 
-async function run(url: string, dest: string, o: DownloadOptions, emit: Emit): Promise<DownloadResult> {
+async function run(url: string, dest: string, opts: DownloadOptions, emit: Emit): Promise<DownloadResult> {
+  const limit = deadline(opts.totalTimeoutMs!, opts.signal);
+  try {
+    return await runAttempts(url, dest, { ...opts, signal: limit.signal }, emit);
+  } catch (e) {
+    const timedOut = limit.timedOut();
+    throw timedOut ? wrap(url, timedOut, opts.hint) : e;
+  } finally {
+    limit.done();
+  }
+}
+
+async function runAttempts(url: string, dest: string, o: DownloadOptions, emit: Emit): Promise<DownloadResult> {
   await fsp.mkdir(path.dirname(dest), { recursive: true });
   // A retry resumes from what reached the disk, which can be less than what was counted before the
   // break: report nothing until it has caught up, so progress never runs backwards.
@@ -304,6 +441,13 @@ export function downloadFile(url: string, dest: string, opts: DownloadOptions = 
   if (opts.onProgress) listeners.add(opts.onProgress);
   const o: DownloadOptions = { ...DEFAULTS, ...opts };
   for (const k of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) if (o[k] === undefined) o[k] = DEFAULTS[k];
+  let timeouts: Required<HttpTimeouts>;
+  try {
+    timeouts = resolveTimeouts(opts);
+  } catch (e) {
+    return Promise.reject(wrap(url, e, opts.hint));
+  }
+  Object.assign(o, timeouts);
   const emit: Emit = (p) => {
     for (const l of listeners) {
       try {
@@ -325,7 +469,7 @@ export function defaultCacheDir(userDir?: string): string {
   return path.join(userDir ?? path.join(os.homedir(), '.node-red'), 'deeplab-weights');
 }
 
-export type EnsureOptions = Pick<DownloadOptions, 'onProgress' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'signal' | 'retries'>;
+export type EnsureOptions = Pick<DownloadOptions, 'onProgress' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'totalTimeoutMs' | 'signal' | 'retries'>;
 
 interface Marker {
   size: number;

@@ -11,6 +11,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { DeepLab, ModelSpec } from '../models/deeplab';
 import { Preprocessing } from '../models/preprocess';
+import { fetchBytes, HttpTimeouts } from './download';
 
 export const FORMAT_NAME = 'node-red-deeplab';
 export const FORMAT_VERSION = 1;
@@ -113,17 +114,15 @@ export function readSavedDir(dir: string): SavedWeights {
   return { manifest, data: toFloat32(fs.readFileSync(path.join(dir, WEIGHTS_FILE)), path.join(dir, WEIGHTS_FILE), manifest) };
 }
 
-/** Loads from an http(s) URL: either the manifest's URL or the folder holding it. */
-export async function readSavedUrl(url: string, timeoutMs = 60_000): Promise<SavedWeights> {
+/**
+ * Loads from an http(s) URL: either the manifest's URL or the folder holding it. Time limits as in
+ * download.ts (connect 15 s, total from the option or $DEEPLAB_DOWNLOAD_TIMEOUT); errors name the URL and the cause.
+ */
+export async function readSavedUrl(url: string, timeouts: HttpTimeouts = {}): Promise<SavedWeights> {
   const manifestUrl = url.endsWith('.json') ? url : `${url.replace(/\/+$/, '')}/${MANIFEST_FILE}`;
-  const get = async (u: string): Promise<Response> => {
-    const res = await fetch(u, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) throw new Error(`GET ${u}: HTTP ${res.status} ${res.statusText}`);
-    return res;
-  };
-  const manifest = parseManifest(await (await get(manifestUrl)).text(), manifestUrl);
+  const manifest = parseManifest((await fetchBytes(manifestUrl, timeouts)).toString('utf8'), manifestUrl);
   const weightsUrl = new URL(WEIGHTS_FILE, manifestUrl).toString();
-  const buf = new Uint8Array(await (await get(weightsUrl)).arrayBuffer());
+  const buf = await fetchBytes(weightsUrl, timeouts);
   return { manifest, data: toFloat32(buf, weightsUrl, manifest) };
 }
 

@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { WeightsSource } from '../models/config';
 import { findPublished } from './catalogue';
 import { PrepareOptions, preparePublished } from './published';
+import { fetchBytes, HttpTimeouts } from './download';
 
 export const GRAPH_MODEL_FILE = 'model.json';
 /** The logits node of Google's DeepLab graphs (a BiasAdd, or the _FusedConv2D that took its name). */
@@ -28,7 +29,8 @@ export interface GraphLoadOptions {
   logitsNode?: string;
   /** Side of the probe image run at load (finds classes and stride; warms up). */
   probeSize?: number;
-  timeoutMs?: number;
+  /** Time limits of a URL load (see download.ts: connect 15 s, total from the option or the environment). */
+  timeouts?: HttpTimeouts;
 }
 
 /** What was found in the graph (the model host reports it). */
@@ -67,23 +69,19 @@ function parseModelJson(text: string, where: string): tf.io.ModelJSON {
 }
 
 /** model.json and a reader of the shards it lists, from a folder, a model.json path or a URL. */
-async function openModel(location: string, timeoutMs: number): Promise<{ json: tf.io.ModelJSON; where: string; read: ShardReader }> {
+async function openModel(location: string, timeouts: HttpTimeouts): Promise<{ json: tf.io.ModelJSON; where: string; read: ShardReader }> {
   if (/^https?:\/\//i.test(location)) {
     const url = new URL(location);
     if (!url.pathname.endsWith('.json')) url.pathname = `${url.pathname.replace(/\/*$/, '')}/${GRAPH_MODEL_FILE}`;
-    const get = async (u: URL): Promise<Response> => {
-      const res = await fetch(u, { signal: AbortSignal.timeout(timeoutMs) });
-      if (!res.ok) throw new Error(`GET ${u.href}: HTTP ${res.status} ${res.statusText}`);
-      return res;
-    };
-    const json = parseModelJson(await (await get(url)).text(), url.href);
+    const json = parseModelJson((await fetchBytes(url.href, timeouts)).toString('utf8'), url.href);
     return {
       json,
       where: url.href,
       read: async (p) => {
         const u = new URL(p, url);
         if (!u.search) u.search = url.search; // TF Hub wants its ?tfjs-format=file on the shards too
-        return (await get(u)).arrayBuffer();
+        const b = await fetchBytes(u.href, timeouts);
+        return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
       },
     };
   }
@@ -232,7 +230,7 @@ export class GraphSegmenter {
  * one probe image to learn the classes and the stride (input pixels per logit cell).
  */
 export async function loadGraphSegmenter(location: string, opts: GraphLoadOptions = {}): Promise<GraphSegmenter> {
-  const { json, where, read } = await openModel(location, opts.timeoutMs ?? 60_000);
+  const { json, where, read } = await openModel(location, opts.timeouts ?? {});
   const nodes = new Map(((json.modelTopology as { node: NodeDef[] }).node).map((n) => [n.name, n]));
   const logitsNode = findLogits(nodes, opts.logitsNode?.trim() ? bare(opts.logitsNode.trim()) : undefined);
   const model = await tf.loadGraphModel(ioHandler(json, read));

@@ -4,9 +4,14 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
+import * as net from 'net';
 import { AddressInfo } from 'net';
 import { PublishedEntry } from '../../lib/weights/catalogue';
-import { defaultCacheDir, downloadFile, DownloadProgress, ensureEntry, ensurePublished } from '../../lib/weights/download';
+import {
+  CONNECT_TIMEOUT_ENV, defaultCacheDir, downloadFile, DownloadProgress, ensureEntry, ensurePublished, fetchBytes, resolveTimeouts, TOTAL_TIMEOUT_ENV,
+} from '../../lib/weights/download';
+import { readSavedUrl } from '../../lib/weights/format';
+import { loadGraphSegmenter } from '../../lib/weights/tfjs-graph';
 
 const DATA = randomBytes(3 * 1024 * 1024 + 4321);
 const SHA = createHash('sha256').update(DATA).digest('hex');
@@ -302,5 +307,111 @@ describe('lib/weights/download: ensurePublished and the cache', () => {
       if (saved === undefined) delete process.env.DEEPLAB_WEIGHTS_CACHE;
       else process.env.DEEPLAB_WEIGHTS_CACHE = saved;
     }
+  });
+});
+
+describe('lib/weights: every URL load names the URL and the cause, with connect and total timeouts', () => {
+  let silent: net.Server;
+  let trickle: http.Server;
+  let silentBase: string;
+  let trickleBase: string;
+  let refusedBase: string;
+  const sockets: net.Socket[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  let dir: string;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'deeplab-timeouts-'));
+    // Takes the connection, reads the request, never answers.
+    silent = net.createServer((s) => {
+      sockets.push(s);
+      s.on('data', () => undefined);
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    silentBase = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    // Answers at once and then sends one byte every 20 ms, for ever: only a total timeout ends it.
+    trickle = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      timers.push(setInterval(() => res.write('x'), 20));
+    });
+    await new Promise<void>((r) => trickle.listen(0, '127.0.0.1', r));
+    trickleBase = `http://127.0.0.1:${(trickle.address() as AddressInfo).port}`;
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    refusedBase = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise<void>((r) => closed.close(() => r()));
+  });
+  after(() => {
+    for (const t of timers) clearInterval(t);
+    for (const s of sockets) s.destroy();
+    silent.close();
+    trickle.closeAllConnections();
+    trickle.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `fn` with environment variables set, restoring them after. */
+  async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+    const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, vars);
+    try {
+      return await fn();
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  }
+  const esc = (s: string) => s.replace(/[.?*+^$()[\]\\/]/g, '\\$&');
+
+  it('a silent server (takes the connection, never answers): saved-model URL, TF.js graph URL and download fail after the connect timeout, naming the URL', async () => {
+    await withEnv({ [CONNECT_TIMEOUT_ENV]: '0.2' }, async () => {
+      const cases: [string, () => Promise<unknown>][] = [
+        [`${silentBase}/model/deeplab.json`, () => readSavedUrl(`${silentBase}/model/`)],
+        [`${silentBase}/graph/model.json`, () => loadGraphSegmenter(`${silentBase}/graph/`)],
+        [`${silentBase}/w.pth`, () => downloadFile(`${silentBase}/w.pth`, path.join(dir, 'w.pth'))],
+      ];
+      for (const [url, load] of cases) {
+        await assert.rejects(load(), (e: Error & { code?: string; url?: string }) => {
+          assert.match(e.message, new RegExp(`${esc(url)} failed: no response within 200 ms \\(connect timeout: the server took the connection and sent nothing`));
+          assert.match(e.message, /DEEPLAB_CONNECT_TIMEOUT/);
+          assert.equal(e.code, 'ETIMEDOUT');
+          assert.equal(e.url, url);
+          return true;
+        });
+      }
+    });
+    // The option wins over the environment.
+    await assert.rejects(fetchBytes(`${silentBase}/x`, { connectTimeoutMs: 150 }), /\/x failed: no response within 150 ms/);
+  });
+
+  it('nothing listening: the URL and ECONNREFUSED, not "fetch failed"', async () => {
+    for (const load of [() => readSavedUrl(`${refusedBase}/m/`), () => loadGraphSegmenter(`${refusedBase}/g/model.json`)]) {
+      await assert.rejects(load(), (e: Error) => {
+        assert.match(e.message, new RegExp(`^GET ${esc(refusedBase)}/(m/deeplab|g/model)\\.json failed: connection refused \\(ECONNREFUSED\\)`));
+        assert.doesNotMatch(e.message, /fetch failed/);
+        return true;
+      });
+    }
+  });
+
+  it('a server that trickles for ever: the total timeout (option or DEEPLAB_DOWNLOAD_TIMEOUT) ends it, naming the URL', async () => {
+    await assert.rejects(fetchBytes(`${trickleBase}/a`, { totalTimeoutMs: 300 }), new RegExp(`GET ${esc(trickleBase)}/a failed: not finished within 300 ms \\(total timeout`));
+    await assert.rejects(downloadFile(`${trickleBase}/b`, path.join(dir, 'b.bin'), { totalTimeoutMs: 300 }), new RegExp(`download of ${esc(trickleBase)}/b failed: not finished within 300 ms \\(total timeout; DEEPLAB_DOWNLOAD_TIMEOUT`));
+    await withEnv({ [TOTAL_TIMEOUT_ENV]: '0.25' }, async () => {
+      await assert.rejects(readSavedUrl(`${trickleBase}/c/`), new RegExp(`${esc(trickleBase)}/c/deeplab\\.json failed: not finished within 250 ms \\(total timeout`));
+      await assert.rejects(downloadFile(`${trickleBase}/d`, path.join(dir, 'd.bin')), /\/d failed: not finished within 250 ms/);
+    });
+  });
+
+  it('a bad timeout in the environment is a clear error; the defaults are 15 s to connect and no total limit', async () => {
+    await withEnv({ [CONNECT_TIMEOUT_ENV]: 'soon' }, async () => {
+      await assert.rejects(downloadFile(`${silentBase}/e`, path.join(dir, 'e.bin')), /DEEPLAB_CONNECT_TIMEOUT must be a number of seconds >= 0, got "soon"/);
+      await assert.rejects(fetchBytes(`${silentBase}/e`), /DEEPLAB_CONNECT_TIMEOUT must be a number of seconds/);
+    });
+    await withEnv({ [CONNECT_TIMEOUT_ENV]: '', [TOTAL_TIMEOUT_ENV]: '' }, async () => {
+      assert.deepEqual(resolveTimeouts(), { connectTimeoutMs: 15000, idleTimeoutMs: 30000, totalTimeoutMs: 0 });
+    });
   });
 });
