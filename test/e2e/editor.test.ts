@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import type { Browser, Page } from 'playwright-core';
-import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, OUT, PKG_NAME, readFlow, ROOT, sleep, waitFor } from './harness';
+import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, OUT, PKG_NAME, readFlow, ROOT, sleep, waitFor, HANG_MS } from './harness';
 
 const SHOTS = path.join(OUT, 'screenshots');
 // The flags that work on these machines (no network: background networking would be refused).
@@ -29,7 +29,7 @@ const declaredTypes = (): string[] =>
 const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
 
 (browserEnabled ? describe : describe.skip)('end to end: the editor in a real browser', function () {
-  this.timeout(180_000);
+  this.timeout(HANG_MS);
   let red: NodeRed;
   let browser: Browser;
   let page: Page;
@@ -43,7 +43,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
   const errorsSince = (n: number) => consoleErrors.slice(n);
 
   before(async function () {
-    this.timeout(600_000);
+    this.timeout(HANG_MS);
     const exe = chromiumPath();
     userDir = await installPackage();
     fs.mkdirSync(SHOTS, { recursive: true });
@@ -60,7 +60,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
     });
     page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
     await page.goto(red.url);
-    await page.waitForSelector('.red-ui-palette-node[data-palette-type]', { timeout: 60_000 });
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type]', { timeout: HANG_MS });
     // What the editor registered for each declared type: its category and the label it shows.
     const registered = await page.evaluate((types) => {
       const RED = (window as unknown as {
@@ -76,7 +76,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
   });
 
   after(async function () {
-    this.timeout(60_000);
+    this.timeout(HANG_MS);
     await browser?.close();
     if (red) assert.equal(await red.stop(), 0);
   });
@@ -107,7 +107,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       const id = await waitFor(`${type} on the workspace`, async () => {
         const ids = await page.$$eval('#red-ui-workspace-chart g.red-ui-flow-node', (els) => els.map((e) => e.id));
         return ids.find((i) => !existing.has(i));
-      }, 10_000, 100);
+      }, HANG_MS, 100);
       await page.dblclick(`[id="${id}"] rect.red-ui-flow-node`);
       await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
       await sleep(300);
@@ -165,7 +165,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
     // Start from an empty workspace, as a user who only imports examples would.
     await red.deploy([]);
     await page.reload();
-    await page.waitForSelector('.red-ui-palette-node[data-palette-type]', { timeout: 60_000 });
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type]', { timeout: HANG_MS });
     const failures: string[] = [];
     for (const file of exampleFiles()) {
       const name = path.basename(file, '.json');
@@ -220,15 +220,15 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       fs.rmSync(path.join(userDir, 'deeplab-training', 'example-4'), { recursive: true, force: true });
       await red.deploy(shortTraining(file, 'ex4-train', 6));
       await dash.goto(`${red.url}/dashboard/training`);
-      for (const b of ['start', 'pause', 'resume', 'stop']) await dash.getByRole('button', { name: b }).waitFor({ timeout: 30_000 });
+      for (const b of ['start', 'pause', 'resume', 'stop']) await dash.getByRole('button', { name: b }).waitFor({ timeout: HANG_MS });
       await dash.screenshot({ path: path.join(SHOTS, '06-dashboard-training-before.png') });
       await dash.getByRole('button', { name: 'start' }).click();
-      await waitFor('the training to finish', () => /^done 6\/6/.test(red.lastStatus('ex4-train')?.text ?? ''), 150_000, 500);
+      await waitFor('the training to finish', () => /^done 6\/6/.test(red.lastStatus('ex4-train')?.text ?? ''), HANG_MS, 500);
       const picture = dash.locator('.deeplab-picture img[src^="data:image/png;base64,"]');
-      await picture.waitFor({ timeout: 30_000 });
-      await dash.getByText('after iteration 6').waitFor({ timeout: 30_000 });
+      await picture.waitFor({ timeout: HANG_MS });
+      await dash.getByText('after iteration 6').waitFor({ timeout: HANG_MS });
       // The status line mirrors the train node's status; the chart has both series.
-      await dash.getByText(/done 6\/6/).waitFor({ timeout: 10_000 });
+      await dash.getByText(/done 6\/6/).waitFor({ timeout: HANG_MS });
       // The chart (ECharts draws title, legend and lines on a canvas).
       assert.ok((await dash.locator('canvas').count()) >= 1, 'the chart canvas');
       await sleep(500);
@@ -240,9 +240,9 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       fs.rmSync(path.join(userDir, 'deeplab-training', 'demo'), { recursive: true, force: true });
       await red.deploy(shortTraining(path.join(ROOT, 'demo', 'flows.json'), 'demo-train', 6));
       await dash.goto(`${red.url}/dashboard/demo`);
-      await waitFor('the demo training to finish', () => /^done 6\/6/.test(red.lastStatus('demo-train')?.text ?? ''), 150_000, 500);
+      await waitFor('the demo training to finish', () => /^done 6\/6/.test(red.lastStatus('demo-train')?.text ?? ''), HANG_MS, 500);
       // A picture of the stream (not a validation picture of a checkpoint) reaches the page.
-      await dash.locator('.deeplab-picture p').getByText(/^(vainf_\d+\.jpg|shapes-\d\.png)$/).waitFor({ timeout: 30_000 });
+      await dash.locator('.deeplab-picture p').getByText(/^(vainf_\d+\.jpg|shapes-\d\.png)$/).waitFor({ timeout: HANG_MS });
       await dash.screenshot({ path: path.join(SHOTS, '07-dashboard-demo.png') });
       assert.deepEqual(dashErrors, []);
     });
@@ -268,10 +268,10 @@ async function emptyFields(page: Page, scope: string, what: string): Promise<str
 /** Presses Deploy (confirming the dialog an unused config node brings) and waits for the runtime to restart its flows. */
 async function deploy(page: Page, red: NodeRed): Promise<void> {
   const started = red.startedCount();
-  await page.waitForSelector('#red-ui-header-button-deploy:not(.disabled)', { timeout: 10_000 });
+  await page.waitForSelector('#red-ui-header-button-deploy:not(.disabled)', { timeout: HANG_MS });
   await page.click('#red-ui-header-button-deploy');
   const confirm = page.locator('.ui-dialog:visible button').getByText('Confirm deploy');
-  const done = waitFor('the runtime to start the deployed flows', () => red.startedCount() > started, 60_000, 50);
-  await Promise.race([done, confirm.waitFor({ timeout: 60_000 }).then(() => confirm.click())]);
+  const done = waitFor('the runtime to start the deployed flows', () => red.startedCount() > started, HANG_MS, 50);
+  await Promise.race([done, confirm.waitFor({ timeout: HANG_MS }).then(() => confirm.click())]);
   await done;
 }

@@ -9,7 +9,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { decodeLabelImage } from '../../lib/data/labels';
 import { CLASS_PRESETS } from '../../lib/data/palette';
-import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, OUT, PKG_NAME, readFlow, ROOT, waitFor } from './harness';
+import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, OUT, PKG_NAME, readFlow, ROOT, waitFor, HANG_MS } from './harness';
 
 const example = (prefix: string) => {
   const f = exampleFiles().find((p) => path.basename(p).startsWith(prefix));
@@ -44,13 +44,13 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
 }
 
 (e2eEnabled ? describe : describe.skip)('end to end: the packed package in a real Node-RED', function () {
-  this.timeout(180_000);
+  this.timeout(HANG_MS);
   let red: NodeRed;
   let userDir: string;
   const SAMPLES = ['vainf_000', 'vainf_060', 'vainf_294', 'vainf_582'];
 
   before(async function () {
-    this.timeout(300_000);
+    this.timeout(HANG_MS);
     userDir = await installPackage();
     // A stand-in for ffmpeg on the PATH (example 2's camera path; ffmpeg itself is optional).
     const bin = path.join(OUT, 'fake-bin');
@@ -88,7 +88,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     fs.copyFileSync(path.join(ROOT, 'examples', 'images', 'vainf_294.jpg'), path.join(inbox, 'vainf_294.jpg'));
     await red.inject('ex1-samples');
     const want = SAMPLES.flatMap((s) => [`${s}-mask.png`, `${s}-overlay.png`]);
-    await waitFor('8 masks and overlays', () => want.every((f) => fs.existsSync(path.join(inbox, f)) && fs.statSync(path.join(inbox, f)).size > 0), 90_000);
+    await waitFor('8 masks and overlays', () => want.every((f) => fs.existsSync(path.join(inbox, f)) && fs.statSync(path.join(inbox, f)).size > 0), HANG_MS);
     await new Promise((r) => setTimeout(r, 1000));
     // Our own outputs are not segmented again (no "-mask-mask.png").
     assert.deepEqual(fs.readdirSync(inbox).filter((f) => /-(mask|overlay)-/.test(f)), []);
@@ -126,7 +126,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     const latest = await waitFor('a segmented frame', async () => {
       const r = await fetch(`${red.url}/deeplab/camera/latest.jpg`);
       return r.ok ? Buffer.from(await r.arrayBuffer()) : undefined;
-    }, 60_000, 300);
+    }, HANG_MS, 300);
     const meta = await sharp(latest).metadata();
     assert.equal(meta.format, 'jpeg');
     assert.equal(meta.height, 513);
@@ -139,7 +139,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
       const keep = red.lastStatus('ex2-keep')?.text ?? '';
       const m = /frame (\d+)/.exec(keep);
       return /q 0/.test(s) && m ? Number(m[1]) : undefined;
-    }, 60_000);
+    }, HANG_MS);
     assert.ok(shown >= 1 && shown <= 8, `frames shown: ${shown}`);
   });
 
@@ -147,12 +147,12 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     // Example 2 is still deployed; the stand-in writes 3 JPEGs back to back in odd-sized chunks, then waits.
     const shownBefore = Number(/frame (\d+)/.exec(red.lastStatus('ex2-keep')?.text ?? '')?.[1] ?? 0);
     await red.inject('ex2-start');
-    const args = await waitFor('ffmpeg to start', () => fs.existsSync(path.join(OUT, 'ffmpeg-args.json')) && (JSON.parse(fs.readFileSync(path.join(OUT, 'ffmpeg-args.json'), 'utf8')) as string[]), 10_000);
+    const args = await waitFor('ffmpeg to start', () => fs.existsSync(path.join(OUT, 'ffmpeg-args.json')) && (JSON.parse(fs.readFileSync(path.join(OUT, 'ffmpeg-args.json'), 'utf8')) as string[]), HANG_MS);
     // The command line from the tab variables: RTSP over TCP, 2 frames a second, JPEGs on stdout.
     assert.deepEqual(args, ['-hide_banner', '-loglevel', 'error', '-rtsp_transport', 'tcp', '-i', 'rtsp://192.168.1.10:554/stream1', '-vf', 'fps=2', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '5', '-']);
-    await waitFor('a frame from ffmpeg segmented', () => Number(/frame (\d+)/.exec(red.lastStatus('ex2-keep')?.text ?? '')?.[1] ?? 0) > shownBefore, 60_000, 200);
+    await waitFor('a frame from ffmpeg segmented', () => Number(/frame (\d+)/.exec(red.lastStatus('ex2-keep')?.text ?? '')?.[1] ?? 0) > shownBefore, HANG_MS, 200);
     await red.inject('ex2-stop');
-    await waitFor('ffmpeg to be stopped', () => red.lastStatus('ex2-ffmpeg')?.text === 'killed', 10_000);
+    await waitFor('ffmpeg to be stopped', () => red.lastStatus('ex2-ffmpeg')?.text === 'killed', HANG_MS);
   });
 
   it('example 3: the dataset evaluated with and without the dense CRF, reports written', async () => {
@@ -161,7 +161,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     await red.deploy(example('03'));
     await red.inject('ex3-start');
     const files = ['samples-no-crf.json', 'samples-crf.json', 'samples-no-crf-heatmap.png', 'samples-crf-heatmap.png'];
-    await waitFor('both reports', () => files.every((f) => fs.existsSync(path.join(out, f))) && /with CRF/.test(red.lastStatus('ex3-compare')?.text ?? ''), 150_000, 500);
+    await waitFor('both reports', () => files.every((f) => fs.existsSync(path.join(out, f))) && /with CRF/.test(red.lastStatus('ex3-compare')?.text ?? ''), HANG_MS, 500);
     // Ground truth counted independently from the mask files: every class's pixels, void skipped.
     const gt = new Array<number>(21).fill(0);
     for (const s of SAMPLES) {
@@ -188,7 +188,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     await red.deploy(example('05'));
     await red.inject('ex5-go');
     const want = SAMPLES.flatMap((s) => [`${s}-v2-max.png`, `${s}-v3-mean.png`]);
-    await waitFor('8 overlays', () => want.every((f) => fs.existsSync(path.join(out, f))), 150_000, 500);
+    await waitFor('8 overlays', () => want.every((f) => fs.existsSync(path.join(out, f))), HANG_MS, 500);
     // 3 scales for v2; 4 scales x 2 (flip) for v3, as configured in the flow.
     assert.match(red.lastStatus('ex5-fuse-max')?.text ?? '', /^3 maps -> /);
     assert.match(red.lastStatus('ex5-fuse-mean')?.text ?? '', /^8 maps -> /);
@@ -208,22 +208,22 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     const trainStatus = () => red.lastStatus('ex4-train')?.text ?? '';
     const iterationOf = (t: string) => Number(/(\d+)\/8\b/.exec(t)?.[1] ?? NaN);
     await red.inject('ex4-inj-start');
-    await waitFor('training progress', () => iterationOf(trainStatus()) >= 1, 120_000);
+    await waitFor('training progress', () => iterationOf(trainStatus()) >= 1, HANG_MS);
     await red.inject('ex4-inj-pause');
-    await waitFor('the pause', () => /^paused/.test(trainStatus()), 60_000);
+    await waitFor('the pause', () => /^paused/.test(trainStatus()), HANG_MS);
     const pausedAt = iterationOf(trainStatus());
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(iterationOf(trainStatus()), pausedAt, 'no step while paused');
     await red.inject('ex4-inj-resume');
     // The first checkpoint (iteration 4) is published and a validation picture segmented with it.
-    await waitFor('a prediction after the first checkpoint', () => /png/.test(red.lastStatus('ex4-render')?.text ?? ''), 120_000);
+    await waitFor('a prediction after the first checkpoint', () => /png/.test(red.lastStatus('ex4-render')?.text ?? ''), HANG_MS);
     await red.inject('ex4-inj-stop');
-    await waitFor('the stop', () => /^stopped at/.test(trainStatus()), 60_000);
+    await waitFor('the stop', () => /^stopped at/.test(trainStatus()), HANG_MS);
     const stoppedAt = iterationOf(trainStatus());
     assert.ok(stoppedAt >= 4 && stoppedAt <= 8, `stopped at ${stoppedAt}`);
     const seen = red.statuses.get('ex4-train')?.length ?? 0;
     await red.inject('ex4-inj-start');
-    await waitFor('the end of the resumed run', () => /^done 8\/8/.test(trainStatus()), 120_000);
+    await waitFor('the end of the resumed run', () => /^done 8\/8/.test(trainStatus()), HANG_MS);
     // Resumed from the stop's checkpoint: the second run never shows an iteration before it (from scratch: 0, 1...).
     const resumed = (red.statuses.get('ex4-train') ?? []).slice(seen).map((st) => iterationOf(st.text ?? '')).filter((n) => !Number.isNaN(n));
     assert.ok(resumed.length > 0 && Math.min(...resumed) >= stoppedAt, `second run's iterations ${resumed.join(',')} after a stop at ${stoppedAt}`);
@@ -242,7 +242,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     await red.deploy(flow); // training starts by itself
     const waiting = await (await fetch(`${red.url}/deeplab/latest`)).text();
     assert.match(waiting, /training/);
-    await waitFor('the demo training to finish', () => /^done 6\/6/.test(red.lastStatus('demo-train')?.text ?? ''), 180_000, 500);
+    await waitFor('the demo training to finish', () => /^done 6\/6/.test(red.lastStatus('demo-train')?.text ?? ''), HANG_MS, 500);
     const progress = (red.statuses.get('demo-train') ?? []).map((st) => st.text ?? '').filter((t) => /it \d\/6 · loss/.test(t));
     assert.ok(progress.length >= 3, `progress statuses: ${progress.join(' | ')}`);
     const done = red.debug.slice(debugFrom).find((d) => d.name === 'training done');
@@ -252,13 +252,13 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     const png = await waitFor('a segmented picture', async () => {
       const r = await fetch(`${red.url}/deeplab/latest`);
       return r.ok ? Buffer.from(await r.arrayBuffer()) : undefined;
-    }, 30_000, 500);
+    }, HANG_MS, 500);
     assert.equal((await sharp(png).metadata()).format, 'png');
     const out = path.join(userDir, 'demo-output');
     await waitFor('a photo and a synthetic picture segmented', () => {
       const files = fs.existsSync(out) ? fs.readdirSync(out) : [];
       return files.some((f) => f.startsWith('vainf_')) && files.some((f) => f.startsWith('shapes-'));
-    }, 30_000, 500);
+    }, HANG_MS, 500);
     assert.match(red.lastStatus('demo-shown')?.text ?? '', /\.(png|jpg): /);
   });
 

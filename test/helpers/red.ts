@@ -26,8 +26,14 @@ export { helper };
 
 export const catchNode = require('@node-red/nodes/core/common/25-catch.js');
 
-/** Resolves with the next message a helper node receives (or rejects after ms). */
-export function nextMessage<T = Record<string, unknown>>(node: TestNode, ms = 60_000): Promise<T> {
+/**
+ * How long a wait for a node's output may take before it counts as a hang (as mocha's timeout):
+ * never a bound on how fast the compute behind it runs.
+ */
+export const HANG_MS = 600_000;
+
+/** Resolves with the next message a helper node receives (or rejects after ms: a hang). */
+export function nextMessage<T = Record<string, unknown>>(node: TestNode, ms = HANG_MS): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
     node.on('input', (msg) => {
@@ -38,7 +44,7 @@ export function nextMessage<T = Record<string, unknown>>(node: TestNode, ms = 60
 }
 
 /** Collects `n` messages. */
-export function messages<T = Record<string, unknown>>(node: TestNode, n: number, ms = 60_000): Promise<T[]> {
+export function messages<T = Record<string, unknown>>(node: TestNode, n: number, ms = HANG_MS): Promise<T[]> {
   return new Promise((resolve, reject) => {
     const got: T[] = [];
     const t = setTimeout(() => reject(new Error(`got ${got.length} of ${n} messages within ${ms} ms`)), ms);

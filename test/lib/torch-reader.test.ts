@@ -79,7 +79,7 @@ async function rejects(name: string, pattern: RegExp | string): Promise<Error> {
 describe('lib/weights/torch: reading PyTorch checkpoints', () => {
   let manifest: Manifest;
   before(function () {
-    this.timeout(300_000);
+    this.timeout(600_000);
     fs.rmSync(OUT, { recursive: true, force: true });
     runTorchPython(SCRIPT, [OUT]);
     manifest = JSON.parse(fs.readFileSync(file('expected.json'), 'utf8')) as Manifest;

@@ -34,7 +34,7 @@ describe('lib/compute: the worker pool', () => {
     // Each task blocks its worker until both have arrived: on one worker, or one after the other,
     // the first would leave on its timeout having seen only itself.
     const counter = new SharedArrayBuffer(4);
-    const args = { counter, parties: 2, timeoutMs: 60_000 };
+    const args = { counter, parties: 2, timeoutMs: 600_000 }; // a hang guard: worker start-up under load is slow
     const [a, b] = await Promise.all([pool.run('test.barrier', args), pool.run('test.barrier', args)]);
     assert.deepEqual([a, b], [2, 2]);
     assert.equal(pool.workers.length, 2);

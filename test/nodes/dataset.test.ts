@@ -8,7 +8,7 @@ import { decodeLabelImage } from '../../lib/data/labels';
 import type { MetricsReport } from '../../lib/metrics';
 import datasetNode = require('../../nodes/dataset/dataset');
 import evalNode = require('../../nodes/miou-eval/miou-eval');
-import { helper, TestNode } from '../helpers/red';
+import { HANG_MS, helper, TestNode } from '../helpers/red';
 import { SHARED_DATA, sharedData, VOC_SAMPLES } from '../helpers/shared-data';
 
 
@@ -27,7 +27,7 @@ function collect(n: TestNode): Msg[] {
   });
   return got;
 }
-const waitFor = async (cond: () => boolean, what: string, ms = 10000) => {
+const waitFor = async (cond: () => boolean, what: string, ms = HANG_MS) => {
   const t0 = Date.now();
   while (!cond()) {
     if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);

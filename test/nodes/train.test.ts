@@ -7,7 +7,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { catchNode, helper, messages, nextMessage, TestNode } from '../helpers/red';
+import { catchNode, HANG_MS, helper, messages, nextMessage, TestNode } from '../helpers/red';
 import { RawImage, ScoreMap } from '../../lib/contract';
 import { inferMaps, loadModel, releaseModel } from '../../lib/compute/model-host';
 import { applyCrfOverride, crfPreset } from '../../lib/crf/params';
@@ -34,7 +34,7 @@ function flow(props: Record<string, unknown>, extra: Record<string, unknown>[] =
 }
 
 /** Resolves with the first message on `node` whose topic is `topic` (others are collected). */
-function until(node: TestNode, topic: string, ms = 120_000, seen: Msg[] = []): Promise<Msg> {
+function until(node: TestNode, topic: string, ms = HANG_MS, seen: Msg[] = []): Promise<Msg> {
   const emitter = node as unknown as { on(e: string, f: (m: unknown) => void): void; removeListener(e: string, f: (m: unknown) => void): void };
   return new Promise((resolve, reject) => {
     const onInput = (m: unknown) => {
@@ -55,7 +55,7 @@ function until(node: TestNode, topic: string, ms = 120_000, seen: Msg[] = []): P
 }
 
 describe('nodes/train', function () {
-  this.timeout(300_000);
+  this.timeout(HANG_MS);
   const dirs: string[] = [];
   const newDir = () => {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), 'deeplab-train-node-'));
@@ -82,7 +82,7 @@ describe('nodes/train', function () {
     t.on('call:status', (c) => statuses.push(String((c as { args: [{ text?: string }] }).args[0].text)));
     const events: Msg[] = [];
     const progress = messages<Msg>(helper.getNode('progress'), 6);
-    const done = until(helper.getNode('events'), 'done', 120_000, events);
+    const done = until(helper.getNode('events'), 'done', HANG_MS, events);
     t.receive({ payload: 'start' });
     const p = await progress;
     assert.deepEqual(p.map((m) => (m.payload as { x: number }).x), [1, 2, 3, 4, 5, 6]);
