@@ -239,6 +239,20 @@ export class NodeRed {
     });
   }
 
+  /** The Node-RED process id (while it runs). */
+  get pid(): number | undefined {
+    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
+  /** Kills Node-RED at once (SIGKILL: no node is closed), as a crash or `kill -9` would. */
+  async kill(): Promise<void> {
+    this.ws?.close();
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await this.exited;
+  }
+
   lastStatus(id: string): NodeStatus | undefined {
     const l = this.statuses.get(id);
     return l?.[l.length - 1];
