@@ -77,6 +77,15 @@ export function normalizeSpec(partial: Partial<ModelSpec> & { variant?: Variant 
   };
 }
 
+/**
+ * THE align-corners rule: whether a network's resizes (input, logits, labels, the v3+ decoder's
+ * upsampling) align corners (DeepLab's own code, TF 1) or use half-pixel centres (torchvision's
+ * models, PyTorch's align_corners=False). Every resize of an input or of logits follows it.
+ */
+export function alignsCorners(spec: Pick<ModelSpec, 'layout'>): boolean {
+  return spec.layout !== 'torchvision';
+}
+
 /** Two specs build the same network (same parameters and arithmetic); the initialisation seed does not count. */
 export function sameNetwork(a: ModelSpec, b: ModelSpec): boolean {
   return JSON.stringify({ ...a, seed: 0 }) === JSON.stringify({ ...b, seed: 0 });
@@ -157,13 +166,9 @@ export class DeepLab {
     return this.decoder ? this.decoder.export(g, f.out, f.low) : this.head!.export(g, f.out);
   }
 
-  /**
-   * Whether the resizes around this network align corners (DeepLab's own code, TF 1) or use
-   * half-pixel centres (torchvision): the rule of lib/inference/plan's alignsCorners, here so the
-   * ONNX export below the inference layer can record it.
-   */
+  /** Whether the resizes around this network align corners (see alignsCorners). */
   get alignCorners(): boolean {
-    return this.spec.layout !== 'torchvision';
+    return alignsCorners(this.spec);
   }
 
   /** Trainable parameter count (BN scale and shift included, running statistics not). */
