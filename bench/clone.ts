@@ -18,7 +18,6 @@ import { planFusion } from '../lib/fusion';
 import { planUpsample } from '../lib/ops/score-map';
 import { defaultMemoryBudget, formatBytes } from '../lib/runtime/memory-budget';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { cloneMessage } = (require('@node-red/util') as { util: { cloneMessage: <T>(m: T) => T } }).util;
 
 const C = 21;
