@@ -7,7 +7,8 @@
  * - the score map (at the image's size, or coarser with stride > 1, e.g. deeplab-infer's logits)
  *   is resized bilinearly to the working size, the image by area averaging;
  * - the spatial standard deviations (thetaAlpha, thetaGamma, in pixels) scale with the image, so
- *   the kernels cover the same part of the picture; the colour one (thetaBeta) is unchanged;
+ *   the kernels cover the same part of the picture (a kernel that shrinks below half a working
+ *   pixel drops out, see MIN_WORKING_THETA); the colour one (thetaBeta) is unchanged;
  * - the labels come back at the image's full size: the refined probabilities interpolated
  *   bilinearly pixel by pixel and their argmax taken (no full-size float map);
  * - the probabilities, when asked for, stay at the working size (stride = image / working size).
@@ -66,10 +67,26 @@ export function planCrf(map: { width: number; height: number; classes: number },
   return { width: s.width, height: s.height, imageWidth: W, imageHeight: H, capped: s.width !== W || s.height !== H, need: fixed + perPixel * s.width * s.height };
 }
 
-/** Spatial standard deviations scaled to a working size (scale = working / image width). */
+/**
+ * Below this many working pixels a kernel's spatial standard deviation couples no two pixels
+ * (weight exp(-1 / (2 * 0.5^2)) = 0.14 at one pixel, falling fast), so the kernel is left out: it
+ * could only smooth within what is now a fraction of one pixel (DeepLab's 1-pixel smoothness
+ * kernel on a 4000x3000 photo worked at 1000x750), and its lattice would hold a vertex per pixel.
+ */
+export const MIN_WORKING_THETA = 0.5;
+
+/** Spatial standard deviations scaled to a working size (scale = working / image width); kernels that shrink below MIN_WORKING_THETA drop out. */
 export function scaleCrfParams(params: CrfParams, scale: number): CrfParams {
   if (scale === 1) return params;
-  return { ...params, thetaAlpha: params.thetaAlpha * scale, thetaGamma: params.thetaGamma * scale };
+  const thetaAlpha = params.thetaAlpha * scale;
+  const thetaGamma = params.thetaGamma * scale;
+  return {
+    ...params,
+    thetaAlpha: Math.max(thetaAlpha, MIN_WORKING_THETA),
+    w1: thetaAlpha < MIN_WORKING_THETA ? 0 : params.w1,
+    thetaGamma: Math.max(thetaGamma, MIN_WORKING_THETA),
+    w2: thetaGamma < MIN_WORKING_THETA ? 0 : params.w2,
+  };
 }
 
 export interface WorkingCrfArgs {

@@ -6,13 +6,13 @@
  */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { crfAtWorkingSize } from '../../lib/compute/client';
-import { ContractError, toWireLabelMap, toWireScoreMap } from '../../lib/contract';
+import { ContractError, expectScoreMap, toWireLabelMap, toWireScoreMap } from '../../lib/contract';
 import { checkCrfInputs } from '../../lib/crf/dense-crf';
 import { planCrf } from '../../lib/crf/working-resolution';
 import { formatBytes, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
 import { CRF_PRESET_NAMES, CrfParams, CrfPresetName, applyCrfOverride, crfPreset, validateCrfParams } from '../../lib/crf/params';
 import { toRawImage } from '../../lib/data/image';
-import { getProp, Msg, onInput, readConfig, requireConfig, setStatus } from '../_shared/node-kit';
+import { getProp, Msg, onInput, readConfig, requireConfig, setProp, setStatus } from '../_shared/node-kit';
 import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface DenseCrfProps {
@@ -80,11 +80,17 @@ export = function register(RED: NodeAPI): void {
         throw new ContractError(`${mapName} holds ${value.length} score maps (multi-scale output): fuse them with msc-fusion and upsample first`);
       }
       let img = getProp(RED, msg, imageProperty);
-      // An encoded image is accepted too (decoded by sharp off the event loop).
-      if (Buffer.isBuffer(img)) img = await toRawImage(img);
+      // An encoded image is accepted too (decoded by sharp off the event loop, once its size fits the budget).
+      const encoded = Buffer.isBuffer(img);
+      if (encoded) {
+        const scores = expectScoreMap(value, mapName);
+        img = await toRawImage(img, { check: (width, height) => planCrf(scores, { width, height }, budget, output === 'probs') });
+      }
       // Shapes here, where the message is; the NaN/Inf scan runs in the worker. A map coarser than
       // the image (stride > 1) is resized to the working size in the worker.
       const { map, image } = checkCrfInputs(value, img, mapName, imageName, false, true);
+      // A RawImage of another form goes on with its data as a Buffer (cheap to clone on later wires).
+      if (!encoded && image !== img) setProp(RED, msg, imageProperty, image);
       const params = applyCrfOverride(base, msg.crf, 'msg.crf');
       // Before anything is allocated: the working size that fits the budget, or a refusal.
       const plan = planCrf(map, image, budget, output === 'probs');

@@ -1,12 +1,12 @@
 /** msc-fusion: the score maps of one image (scales, flipped copies) fused into one ScoreMap. */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, ScoreMap, expectRawImage, toWireScoreMap } from '../../lib/contract';
+import { ContractError, ScoreMap, toWireScoreMap } from '../../lib/contract';
 import {
   FUSION_BASES, FUSION_INLINE_LIMIT, FUSION_METHODS, FusionBase, FusionMethod, FusionOptions, fuseScoreMaps, fusionWork, planFusion, validateFusionInput,
 } from '../../lib/fusion';
 import { fuse } from '../../lib/compute/client';
 import { formatBytes, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
-import { getProp, Msg, onInput, setProp, setStatus } from '../_shared/node-kit';
+import { getProp, Msg, onInput, readImage, setProp, setStatus } from '../_shared/node-kit';
 import { boolProp, pathProp, stringProp } from '../_shared/props';
 
 interface FusionProps {
@@ -52,7 +52,7 @@ export = function register(RED: NodeAPI): void {
       if (base === 'image') {
         const img = getProp(RED, msg, imageProperty);
         if (img === undefined) throw new ContractError(`fusion to the image size needs msg.${imageProperty} as a RawImage {width, height, channels: 3, data}; got nothing: keep the image from deeplab-infer on the message`);
-        const { width, height } = expectRawImage(img, `msg.${imageProperty}`);
+        const { width, height } = readImage(RED, msg, imageProperty);
         options.width = width;
         options.height = height;
       }

@@ -1,12 +1,12 @@
 /** seg-render: labels (or scores, argmax taken) to a colour mask / overlay / side-by-side picture with a legend. */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, expectLabelMap, expectRawImage, expectScoreMap, isLabelMap, isScoreMap, LabelMap, describeValue } from '../../lib/contract';
+import { ContractError, expectLabelMap, expectScoreMap, isLabelMap, isScoreMap, LabelMap, describeValue } from '../../lib/contract';
 import { argmaxScoreMap } from '../../lib/ops/score-map';
 import { DEFAULT_RENDER, RENDER_MODES, RenderMode, renderMemory, renderSegmentation } from '../../lib/render/render';
 import { checkMemory, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import { modelNodeOf } from '../_shared/model-node';
-import { getProp, Msg, onInput, readConfig, requireConfig, setProp, setStatus } from '../_shared/node-kit';
+import { getProp, Msg, onInput, readConfig, readImage, requireConfig, setProp, setStatus } from '../_shared/node-kit';
 import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface RenderProps {
@@ -46,8 +46,7 @@ export = function register(RED: NodeAPI): void {
       const value = getProp(RED, msg, property);
       const isLabels = isLabelMap(value);
       if (!isLabels && !isScoreMap(value)) throw new ContractError(`msg.${property}: expected a LabelMap or a ScoreMap, got ${describeValue(value)}`);
-      const img = getProp(RED, msg, imageProperty);
-      const image = img === undefined ? undefined : expectRawImage(img, `msg.${imageProperty}`);
+      const image = getProp(RED, msg, imageProperty) === undefined ? undefined : readImage(RED, msg, imageProperty);
       const map = isLabels ? undefined : expectScoreMap(value, `msg.${property}`);
       const given = map ? undefined : expectLabelMap(value, `msg.${property}`);
       const size = map ?? given!;

@@ -1,10 +1,10 @@
 /** upsample: a ScoreMap to the image's size (or a fixed size) by bilinear interpolation; optional softmax / argmax. */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, expectRawImage, expectScoreMap, toWireLabelMap, toWireScoreMap } from '../../lib/contract';
+import { ContractError, expectScoreMap, toWireLabelMap, toWireScoreMap } from '../../lib/contract';
 import { upsample } from '../../lib/compute/client';
 import { planUpsample, UpsampleOutput } from '../../lib/ops/score-map';
 import { formatBytes, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
-import { getProp, Msg, onInput, readConfig, requireConfig, setProp, setStatus } from '../_shared/node-kit';
+import { getProp, Msg, onInput, readConfig, readImage, requireConfig, setProp, setStatus } from '../_shared/node-kit';
 import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface UpsampleProps {
@@ -49,9 +49,8 @@ export = function register(RED: NodeAPI): void {
       let width = fixedW;
       let height = fixedH;
       if (sizeFrom === 'image') {
-        const img = getProp(RED, msg, imageProperty);
-        if (img === undefined) throw new ContractError(`msg.${imageProperty} is missing: keep the image from deeplab-infer on the message, or set a fixed size`);
-        ({ width, height } = expectRawImage(img, `msg.${imageProperty}`));
+        if (getProp(RED, msg, imageProperty) === undefined) throw new ContractError(`msg.${imageProperty} is missing: keep the image from deeplab-infer on the message, or set a fixed size`);
+        ({ width, height } = readImage(RED, msg, imageProperty));
       } else if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
         throw new ContractError(`fixed size must be positive integers, got ${width}x${height}`);
       }

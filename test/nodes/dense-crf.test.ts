@@ -55,7 +55,8 @@ describe('nodes/dense-crf', function () {
     assert.deepEqual([out.width, out.height, out.ignoreIndex], [72, 60, 255]);
     assert.ok(Buffer.isBuffer(out.data), 'labels travel as a Buffer');
     assert.deepEqual([...out.data], [...argmaxScoreMap(ref.probs).data]);
-    assert.equal(m.image, image, 'the image goes on for seg-render');
+    const passed = m.image as typeof image;
+    assert.ok(Buffer.isBuffer(passed.data) && passed.data.buffer === image.data.buffer, 'the image goes on for seg-render, as a Buffer over the same memory');
     assert.equal(m.topic, 'keep');
     assert.equal(map.data.length, 72 * 60 * 4, 'the input map is not detached');
     assert.ok(status.some((s) => s.fill === 'blue'), 'busy while the worker runs');
