@@ -8,7 +8,8 @@ import { DEFAULT_MAX_PIXELS } from '../../lib/data/image';
 import { decodeLabelImage, isPng } from '../../lib/data/labels';
 import { CLASS_PRESETS, classColors, classNames, isClassPresetName } from '../../lib/data/palette';
 import { ConfusionMatrix, MEAN_IOU_RULES, MeanIoURule, confusionHeatmapPng, imageFigures, reportTable } from '../../lib/metrics';
-import { argmaxScoreMap, interpolatedLabels } from '../../lib/ops/score-map';
+import { upsample } from '../../lib/compute/client';
+import { argmaxScoreMap } from '../../lib/ops/score-map';
 import { checkMemory, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
 import { getProp, Msg, onInput, Send, setStatus } from '../_shared/node-kit';
 import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
@@ -106,7 +107,7 @@ export = function register(RED: NodeAPI): void {
         const gtValue = getProp(RED, msg, gtProperty);
         if (gtValue === undefined) throw new ContractError(`msg.${gtProperty} is missing: expected the ground truth (a LabelMap, or a palette / grayscale PNG Buffer of class ids)`);
         const gt = await toGroundTruth(gtValue, `msg.${gtProperty}`, ignoreIndex, budget);
-        const pred = toPrediction(prediction, gt, ignoreIndex, budget);
+        const pred = await toPrediction(prediction, gt, ignoreIndex, budget);
         const per = matrix.add(pred, gt);
         const image = imageFigures(per, matrix.classes, names);
         const running = matrix.report(names, rule);
@@ -159,14 +160,17 @@ function readPrediction(v: unknown, what: string): LabelMap | ScoreMap {
 /**
  * Labels to count against the ground truth. A ScoreMap coarser than it (stride > 1: logits, or a
  * map a memory budget capped) is interpolated to the ground truth's size pixel by pixel (corners
- * aligned, as upsample by default) before the argmax; any other size mismatch is refused by the matrix.
+ * aligned, as upsample by default) before the argmax, in a compute worker (12 M pixels of a
+ * 4000x3000 mask are too many for the event loop); any other size mismatch is refused by the matrix.
  */
-function toPrediction(p: LabelMap | ScoreMap, gt: LabelMap, ignoreIndex: number, budget: number): LabelMap {
+async function toPrediction(p: LabelMap | ScoreMap, gt: LabelMap, ignoreIndex: number, budget: number): Promise<LabelMap> {
   if (!('classes' in p)) return p;
   const coarser = (p.stride ?? 1) > 1 && (p.width !== gt.width || p.height !== gt.height);
   const { width, height } = coarser ? gt : p;
-  checkMemory(width * height, budget, `the argmax at ${width}x${height}`);
-  return coarser ? interpolatedLabels(p, width, height, true, ignoreIndex) : argmaxScoreMap(p, ignoreIndex);
+  checkMemory(width * height + (coarser ? p.width * p.height * p.classes * 4 : 0), budget, `the argmax at ${width}x${height}`);
+  if (!coarser) return argmaxScoreMap(p, ignoreIndex);
+  const { labels } = await upsample(p, width, height, true, 'labels');
+  return { ...labels!, ignoreIndex };
 }
 
 /**
