@@ -5,6 +5,7 @@
  * it still shares with other wires.
  */
 import type { LabelMap, RawImage, ScoreMap } from '../contract';
+import type { WorkingCrfArgs, WorkingCrfResult } from '../crf/working-resolution';
 import type { FusionOptions } from '../fusion/msc-fusion';
 import type { InferOptions } from '../inference/plan';
 import type { ModelConfig } from '../models/config';
@@ -23,10 +24,13 @@ export function engineMemory(slot: WorkerSlot): Promise<EngineMemory> {
   return slot.run('engine.memory', null);
 }
 
-/** A score map to width x height (bilinear), then softmax and / or argmax; the caller's map is left as it is. */
-export function upsample(map: ScoreMap, width: number, height: number, alignCorners: boolean, output: UpsampleOutput, pool: WorkerPool = getPool()): Promise<UpsampleResult> {
+/**
+ * A score map to width x height (bilinear), then softmax and / or argmax; the caller's map is left
+ * as it is. floatSize: a smaller size for the float map (a memory budget's cap); labels stay full size.
+ */
+export function upsample(map: ScoreMap, width: number, height: number, alignCorners: boolean, output: UpsampleOutput, floatSize?: { width: number; height: number }, pool: WorkerPool = getPool()): Promise<UpsampleResult> {
   const copy = { ...map, data: new Float32Array(map.data) };
-  return pool.run('ops.upsample', { map: copy, width, height, alignCorners, output }, { transfer: [copy.data.buffer] });
+  return pool.run('ops.upsample', { map: copy, width, height, alignCorners, output, floatSize }, { transfer: [copy.data.buffer] });
 }
 
 /** Fusion of the score maps of one image (large maps: small ones fuse inline); the caller's maps are left as they are. */
@@ -46,6 +50,17 @@ export async function crf(args: Omit<CrfArgs, 'labels'>, pool: WorkerPool = getP
   const r = await pool.run('crf.run', { ...args, options });
   if (!r.labels) throw new Error('the CRF task returned no labels');
   return { ...r, labels: r.labels };
+}
+
+/**
+ * The dense-crf node's CRF: at a working size (planCrf), labels at the image's size. The map and
+ * the image are copied (other wires share their memory) and the copies moved to the worker.
+ */
+export function crfAtWorkingSize(args: WorkingCrfArgs, pool: WorkerPool = getPool()): Promise<WorkingCrfResult> {
+  const map = { ...args.map, data: new Float32Array(args.map.data) };
+  const image = { ...args.image, data: new Uint8Array(args.image.data) };
+  const options = { ...args.options, threads: args.options?.threads ?? (pool.busy ? 1 : undefined) };
+  return pool.run('crf.working', { ...args, map, image, options }, { transfer: [map.data.buffer, image.data.buffer] });
 }
 
 /** The model tasks, on the worker that holds the model (the model cache's side of them). */

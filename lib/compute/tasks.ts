@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LabelMap, RawImage, ScoreMap } from '../contract';
 import { CrfOptions, CrfTiming, denseCrf } from '../crf/dense-crf';
 import { CrfParams } from '../crf/params';
+import { denseCrfAtWorkingSize, WorkingCrfArgs, WorkingCrfResult } from '../crf/working-resolution';
 import { fuseScoreMaps, FusionOptions } from '../fusion/msc-fusion';
 import { ModelConfig } from '../models/config';
 import { argmaxScoreMap, UpsampleArgs, UpsampleResult, upsampleScoreMap } from '../ops/score-map';
@@ -73,6 +74,10 @@ export const TASKS = {
     const result: CrfOutput = { probs, timing };
     if (a.labels !== false) result.labels = argmaxScoreMap(probs, 255);
     return { result, transfer: transferablesOf(probs.data, result.labels?.data) };
+  },
+  'crf.working': (a: WorkingCrfArgs): TaskOutput<WorkingCrfResult> => {
+    const result = denseCrfAtWorkingSize(a);
+    return { result, transfer: transferablesOf(result.labels.data, result.probs?.data) };
   },
 };
 
