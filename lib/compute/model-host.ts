@@ -18,7 +18,7 @@ import { chooseEngine, describeCandidate, EngineCandidate, engineCandidates, Try
 import { cudaProviderInstalled, createSession, ortAvailable, OrtProvider, OrtSession, ortThreads } from '../engine/onnxruntime';
 import { alignsCorners, InferOptions, planInference } from '../inference/plan';
 import { OrtSegNet } from '../inference/ort-net';
-import { deeplabNet, predictPlan, SegNet } from '../inference/predict';
+import { deeplabNet, forwardNet, predictPlan, SegNet } from '../inference/predict';
 import { ModelConfig, WeightsSource } from '../models/config';
 import { DeepLab, ModelSpec, normalizeSpec, sameNetwork } from '../models/deeplab';
 import { normalize, Preprocessing, PREPROCESSINGS } from '../models/preprocess';
@@ -30,7 +30,7 @@ import { GraphInfo, graphLocation, GraphSegmenter, loadGraphSegmenter } from '..
 
 /** The exporter (lib/models/onnx/export), loaded on first use: a worker serving tfjs only never needs it. */
 interface Exporter {
-  exportOnnx(model: DeepLab): Uint8Array;
+  exportOnnx(model: DeepLab, opts?: { preprocessing?: Preprocessing; classNames?: string[] }): Uint8Array;
   ONNX_INPUT: string;
   ONNX_OUTPUT: string;
   ONNX_EXPORT_VERSION?: string | number;
@@ -197,11 +197,17 @@ async function hostGraph(config: ModelConfig, where: { location: string; logitsN
   };
 }
 
+/** What an export says of itself beside the graph (metadata): a cached file is a complete ONNX model. */
+interface ExportMeta {
+  preprocessing: Preprocessing;
+  classNames?: string[];
+}
+
 /** The exported graph of our network: from the disk cache when these weights were exported before, else exported now (and cached). */
-function exportedBytes(model: DeepLab, saved: SavedWeights | undefined, source: WeightsSource, load: OnnxLoad): Uint8Array {
+function exportedBytes(model: DeepLab, meta: ExportMeta, saved: SavedWeights | undefined, source: WeightsSource, load: OnnxLoad): Uint8Array {
   const ex = exporter();
   const folder = saved ? onnxCacheFolder(source) : undefined;
-  const key = folder && saved ? onnxCacheKey(ex.ONNX_EXPORT_VERSION ?? 1, model.spec, saved.data) : undefined;
+  const key = folder && saved ? onnxCacheKey(`${ex.ONNX_EXPORT_VERSION ?? 1} ${JSON.stringify(meta)}`, model.spec, saved.data) : undefined;
   if (folder && key) {
     const hit = readCachedOnnx(folder, key);
     if (hit) {
@@ -209,7 +215,7 @@ function exportedBytes(model: DeepLab, saved: SavedWeights | undefined, source: 
       return hit.bytes;
     }
   }
-  const bytes = ex.exportOnnx(model);
+  const bytes = ex.exportOnnx(model, meta);
   load.from = 'export';
   if (folder && key) {
     const w = writeCachedOnnx(folder, key, bytes);
@@ -238,8 +244,7 @@ async function warmUp(net: SegNet, size: number): Promise<void> {
   const s = Math.max(1, Math.round((size - 1) / net.planStride)) * net.planStride + 1;
   const x = tf.zeros([1, s, s, 3]) as tf.Tensor4D;
   try {
-    const y = await net.forward(x);
-    y.dispose();
+    (await forwardNet(net, x)).dispose();
   } finally {
     x.dispose();
   }
@@ -253,10 +258,11 @@ async function hostOurs(config: ModelConfig): Promise<Hosted> {
   try {
     if (saved) assignWeights(model, saved);
     const preprocessing = saved ? saved.manifest.preprocessing : config.preprocessing;
+    const classNames = saved?.manifest.classNames ?? config.classNames;
     const pref = resolvePreference(config.backend);
     const onnx: OnnxLoad = { from: 'export' };
     let bytes: Uint8Array | undefined;
-    const getBytes = async (): Promise<Uint8Array> => (bytes ??= exportedBytes(model, saved, config.weights, onnx));
+    const getBytes = async (): Promise<Uint8Array> => (bytes ??= exportedBytes(model, { preprocessing, classNames }, saved, config.weights, onnx));
     const choice = await chooseEngine(engineCandidates(pref, 'ours'), async (c): Promise<TryResult<OrtSession | null>> =>
       c.engine === 'tfjs' ? tfjsAvailable(c) : tryOrt(c, getBytes, pref === 'onnxruntime-cuda'));
     session = choice.value ?? undefined;
@@ -271,7 +277,7 @@ async function hostOurs(config: ModelConfig): Promise<Hosted> {
       onnx: ort ? onnx : undefined,
       spec: model.spec,
       preprocessing,
-      classNames: saved?.manifest.classNames ?? config.classNames,
+      classNames,
       params: model.paramCount(),
       dispose: async () => {
         model.dispose();
@@ -429,7 +435,7 @@ export async function swapWeights(key: string, source: SwapSource): Promise<Swap
   if (!old) return { params: m.model.paramCount(), rebuilt: false };
   let next: OrtSegNet | undefined;
   try {
-    const session = await ortSession(exporter().exportOnnx(m.model), old.provider);
+    const session = await ortSession(exporter().exportOnnx(m.model, { preprocessing: m.preprocessing, classNames: m.classNames }), old.provider);
     next = ortNetOfOurs(m.model, m.preprocessing, session, old.provider);
     await warmUp(next, 33);
   } catch (err) {

@@ -24,6 +24,7 @@ export interface OrtNetGeometry {
 const MIN_PROB = 1e-30;
 
 export class OrtSegNet implements SegNet {
+  readonly asynchronous = true;
   readonly padValue: number;
   readonly logitStride: number;
   readonly planStride: number;

@@ -34,6 +34,11 @@ export interface SegNet {
    * the caller disposes them and keeps `x`. A tfjs network answers at once, another engine later.
    */
   forward(x: tf.Tensor4D): tf.Tensor4D | Promise<tf.Tensor4D>;
+  /**
+   * Set by a network whose forward pass answers later (a Promise): it disposes its own intermediate
+   * tensors. A tfjs network's are disposed by the wrapper (tf.tidy, which cannot span an await).
+   */
+  readonly asynchronous?: boolean;
   readonly logitStride: number;
   /** Planned sizes snap to k * planStride + 1 (our networks: the output stride). */
   readonly planStride: number;
@@ -43,6 +48,12 @@ export interface SegNet {
 /** A network whose forward pass runs on tfjs, in the caller's thread (training's evaluation needs it synchronous). */
 export interface SyncSegNet extends SegNet {
   forward(x: tf.Tensor4D): tf.Tensor4D;
+  readonly asynchronous?: false;
+}
+
+/** The network's logits for a batch, its intermediate tensors disposed whichever engine runs it (the caller disposes the logits). */
+export async function forwardNet(net: SegNet, x: tf.Tensor4D): Promise<tf.Tensor4D> {
+  return net.asynchronous ? net.forward(x) : tf.tidy(() => net.forward(x) as tf.Tensor4D);
 }
 
 /** One of our networks with the preprocessing its weights were trained with. */
@@ -115,7 +126,7 @@ export async function forwardRunAsync(net: SegNet, src: tf.Tensor4D, run: Planne
   const x = runInput(net, src, run, o);
   let logits: tf.Tensor4D;
   try {
-    logits = await net.forward(x);
+    logits = await forwardNet(net, x);
   } finally {
     x.dispose();
   }
