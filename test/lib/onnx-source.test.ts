@@ -7,16 +7,21 @@
  */
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
+import * as http from 'http';
+import { AddressInfo } from 'net';
 import * as path from 'path';
 import sharp from 'sharp';
 import { onnx } from 'onnx-proto';
+import { crf, fuse, upsample } from '../../lib/compute/client';
 import { ModelCache } from '../../lib/compute/model-cache';
 import { WorkerPool } from '../../lib/compute/pool';
 import { RawImage } from '../../lib/contract';
+import { crfPreset } from '../../lib/crf/params';
 import { cudaProviderInstalled } from '../../lib/engine/onnxruntime';
 import { normalizeModelConfig, WeightsSource } from '../../lib/models/config';
 import { softmaxScoreMap, upsampleScoreMap } from '../../lib/ops/score-map';
 import { readWeights } from '../../lib/weights/load';
+import { modelConfigFromProps } from '../../nodes/deeplab-model/model-props';
 import { vocSample } from '../helpers/shared-data';
 import { runTorchPython } from '../helpers/torch-python';
 
@@ -163,6 +168,59 @@ describe('lib/weights + compute: ONNX files as a weights source (parity with PyT
       await a.release();
       await b.release();
     }
+  });
+
+  it("deeplab-infer's maps of it go through msc-fusion, upsample and dense-crf as any model's", async () => {
+    const h = cache.acquire(onnxConfig('tv-mnv3.onnx'));
+    try {
+      const info = await h.ready();
+      const maps = await h.infer(image, { resize: 'none', scales: [0.75, 1], flip: true });
+      assert.deepEqual(maps.map((m) => [m.scale, !!m.flipped, m.stride]), [[0.75, false, 16], [0.75, true, 16], [1, false, 16], [1, true, 16]]);
+      const fused = await fuse(maps, { method: 'mean-probs', alignCorners: info.alignCorners }, pool);
+      assert.deepEqual([fused.width, fused.height, fused.kind], [7, 5, 'probs']);
+      const up = await upsample(fused, W, H, info.alignCorners, 'probs', pool);
+      const refined = await crf({ map: up.map!, image, params: crfPreset('deeplab-v2') }, pool);
+      assert.deepEqual([refined.labels.width, refined.labels.height], [W, H]);
+      const agree = agreement(refined.labels.data, torchLabels);
+      assert.ok(agree > 0.8, `the refined labels still follow torch's (${agree})`);
+    } finally {
+      await h.release();
+    }
+  });
+
+  it('loads from an http(s) URL, and the editor\'s properties make an ONNX config', async () => {
+    const server = http.createServer((req, res) => {
+      if (req.url === '/m/labels.onnx') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.end(fs.readFileSync(path.join(OUT, 'labels.onnx')));
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const config = modelConfigFromProps({ weightsSource: 'onnx', onnxModel: `${base}/m/labels.onnx`, classPreset: 'custom', customClasses: 'a, b, c, d, e', backend: 'onnxruntime-cpu' });
+      assert.deepEqual(config.weights, { source: 'onnx', url: `${base}/m/labels.onnx`, output: undefined, layout: 'auto', outputKind: 'logits' });
+      assert.equal(config.preprocessing, 'imagenet', 'a foreign file defaults to ImageNet normalisation');
+      const h = cache.acquire(config);
+      try {
+        assert.equal((await h.ready()).spec.classes, 5);
+      } finally {
+        await h.release();
+      }
+      const missing = cache.acquire({ ...config, weights: { source: 'onnx', url: `${base}/m/nope.onnx` } });
+      await assert.rejects(missing.ready(), /HTTP 404/);
+      await missing.release();
+    } finally {
+      server.close();
+    }
+    const local = modelConfigFromProps({ weightsSource: 'onnx', onnxModel: 'models/x.onnx', onnxLayout: 'nhwc', onnxOutput: ' logits ', onnxOutputKind: 'probs', preprocessing: 'tanh' }, '/srv/nr');
+    assert.deepEqual(local.weights, { source: 'onnx', path: '/srv/nr/models/x.onnx', output: 'logits', layout: 'nhwc', outputKind: 'probs' });
+    assert.equal(local.preprocessing, 'tanh');
+    assert.throws(() => modelConfigFromProps({ weightsSource: 'onnx' }), /set its .onnx file/);
+    assert.throws(() => modelConfigFromProps({ weightsSource: 'onnx', onnxModel: 'x.onnx', onnxLayout: 'chw' }), /unknown ONNX input layout "chw"/);
+    assert.throws(() => modelConfigFromProps({ weightsSource: 'onnx', onnxModel: 'x.onnx', backend: 'webgl' }), /unknown backend "webgl"/);
   });
 
   it('asking for CUDA where its provider does not load falls back to the CPU and says so', async () => {
