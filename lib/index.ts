@@ -25,3 +25,7 @@ export { listPublished, findPublished, searchPublished, reloadPublished } from '
 export type { PublishedEntry } from './weights/catalogue';
 export { preparePublished } from './weights/published';
 export { downloadFile, ensurePublished, defaultCacheDir } from './weights/download';
+export { exportOnnx, ONNX_INPUT, ONNX_OUTPUT, ONNX_META, ONNX_OPSET } from './models/onnx/export';
+export type { OnnxExportOptions } from './models/onnx/export';
+export { exportOnnxFile, sourceForPath } from './weights/export-onnx';
+export type { OnnxFileOptions, OnnxFileResult } from './weights/export-onnx';

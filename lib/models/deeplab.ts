@@ -10,6 +10,7 @@ import { Vgg16Dilated } from './backbones/vgg16';
 import { Xception65 } from './backbones/xception';
 import { AsppV2Head, AsppV3Head, AuxHead, DecoderHead, Head, LargeFovHead, TorchvisionHead } from './heads';
 import { Ctx, INFERENCE } from './layers';
+import { OnnxGraph } from './onnx/graph';
 import { ParamStore } from './params';
 
 export type Variant = 'v1' | 'v2' | 'v3' | 'v3plus';
@@ -145,6 +146,24 @@ export class DeepLab {
     const logits = this.decoder ? this.decoder.apply(f.out, f.low, ctx) : this.head!.apply(f.out, ctx);
     const aux = this.auxHead && ctx.training && f.mid ? this.auxHead.apply(f.mid, ctx) : undefined;
     return { logits, aux };
+  }
+
+  /**
+   * `forward`'s inference arithmetic as ONNX nodes: NCHW input tensor name in, logits' name out.
+   * The auxiliary head is left out: it exists for training's loss only.
+   */
+  export(g: OnnxGraph, x: string): string {
+    const f = this.backbone.export(g, x);
+    return this.decoder ? this.decoder.export(g, f.out, f.low) : this.head!.export(g, f.out);
+  }
+
+  /**
+   * Whether the resizes around this network align corners (DeepLab's own code, TF 1) or use
+   * half-pixel centres (torchvision): the rule of lib/inference/plan's alignsCorners, here so the
+   * ONNX export below the inference layer can record it.
+   */
+  get alignCorners(): boolean {
+    return this.spec.layout !== 'torchvision';
   }
 
   /** Trainable parameter count (BN scale and shift included, running statistics not). */
