@@ -23,6 +23,7 @@ import sharp from 'sharp';
 import { initBackend } from '../lib/engine/backend';
 import { createSession, ortAvailable, ortThreads, OrtProvider, cudaProviderInstalled } from '../lib/engine/onnxruntime';
 import { DeepLab, ModelSpec } from '../lib/models/deeplab';
+import { exportOnnx, ONNX_INPUT, ONNX_OUTPUT } from '../lib/models/onnx/export';
 import { OrtSegNet } from '../lib/inference/ort-net';
 import { engineMemory } from '../lib/compute/client';
 import { ModelCache } from '../lib/compute/model-cache';
@@ -106,7 +107,7 @@ async function variants(): Promise<void> {
   console.log(`# ms per ${SIZE}x${SIZE} image: tfjs ${backend} (1 thread) vs ONNX Runtime ${ort ? `(${provider}, ${threads} intra-op thread(s))` : '(not installed)'}; ` +
     `interleaved A B A B, median of ${ITERS} timed pass(es) each after a warm-up; ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
   console.log('variant | params | GMACs | tfjs ms | ORT ms | tfjs / ORT | tfjs GFLOP/s | ORT max abs / range | argmax agreement');
-  const exporter = ort ? (require('../lib/models/onnx/export') as { exportOnnx(m: DeepLab): Uint8Array; ONNX_INPUT: string; ONNX_OUTPUT: string }) : undefined;
+  const exporter = ort ? { exportOnnx, ONNX_INPUT, ONNX_OUTPUT } : undefined;
   for (const [key, name, spec] of CASES.filter((c) => wanted.includes(c[0]))) {
     const m = new DeepLab(spec);
     const macs = await countMacs(m, SIZE);

@@ -24,17 +24,12 @@ import { DeepLab, ModelSpec, normalizeSpec, sameNetwork } from '../models/deepla
 import { normalize, Preprocessing, PREPROCESSINGS } from '../models/preprocess';
 import { assignWeights, readSavedDir, readSavedUrl, SavedWeights, saveModel } from '../weights/format';
 import { readWeights } from '../weights/load';
-import { onnxCacheFolder, onnxCacheKey, readCachedOnnx, writeCachedOnnx } from '../weights/onnx-cache';
-import { META_CLASS_NAMES, META_LOGIT_STRIDE, META_PREPROCESSING, META_SPEC, OnnxIo, prepareOnnx, readOnnxBytes } from '../weights/onnx-file';
+import { exporterFingerprint, onnxCacheFolder, onnxCacheKey, readCachedOnnx, writeCachedOnnx } from '../weights/onnx-cache';
+import { META_CLASS_NAMES, META_LOGIT_STRIDE, META_PREPROCESSING, META_SPEC, OnnxIo } from '../weights/onnx-file';
 import { GraphInfo, graphLocation, GraphSegmenter, loadGraphSegmenter } from '../weights/tfjs-graph';
 
-/** The exporter (lib/models/onnx/export), loaded on first use: a worker serving tfjs only never needs it. */
-interface Exporter {
-  exportOnnx(model: DeepLab, opts?: { preprocessing?: Preprocessing; classNames?: string[] }): Uint8Array;
-  ONNX_INPUT: string;
-  ONNX_OUTPUT: string;
-  ONNX_EXPORT_VERSION?: string | number;
-}
+/** The exporter (lib/models/onnx/export, with protobufjs), loaded on first use: a worker serving tfjs only never needs it. */
+type Exporter = typeof import('../models/onnx/export');
 function exporter(): Exporter {
   return require('../models/onnx/export') as Exporter;
 }
@@ -207,7 +202,7 @@ interface ExportMeta {
 function exportedBytes(model: DeepLab, meta: ExportMeta, saved: SavedWeights | undefined, source: WeightsSource, load: OnnxLoad): Uint8Array {
   const ex = exporter();
   const folder = saved ? onnxCacheFolder(source) : undefined;
-  const key = folder && saved ? onnxCacheKey(`${ex.ONNX_EXPORT_VERSION ?? 1} ${JSON.stringify(meta)}`, model.spec, saved.data) : undefined;
+  const key = folder && saved ? onnxCacheKey(`${exporterFingerprint()} ${JSON.stringify(meta)}`, model.spec, saved.data) : undefined;
   if (folder && key) {
     const hit = readCachedOnnx(folder, key);
     if (hit) {
@@ -310,6 +305,8 @@ function metaJson<T>(io: OnnxIo, key: string, where: string): T | undefined {
  * and stride are read from a probe pass (which is also the warm-up).
  */
 async function hostOnnxFile(config: ModelConfig, w: Extract<WeightsSource, { source: 'onnx' }>): Promise<Hosted> {
+  // The reader (onnx-proto, protobufjs) loads only for an ONNX source.
+  const { readOnnxBytes, prepareOnnx } = await import('../weights/onnx-file');
   const { bytes, where } = await readOnnxBytes((w.path || w.url)!);
   const prepared = prepareOnnx(bytes, where, { output: w.output, layout: w.layout, outputKind: w.outputKind });
   const io = prepared.io;

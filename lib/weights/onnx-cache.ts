@@ -17,6 +17,28 @@ import { convertedDir } from './published';
 
 export const ONNX_CACHE_FOLDER = 'onnx';
 
+let fingerprint: string | undefined;
+/**
+ * The exporter's version as the cache sees it: a hash of the code that writes the graph (every
+ * module of lib/models, where each layer's export sits next to its forward pass), so an export
+ * made by an older or newer version of the package is never taken for this one's.
+ */
+export function exporterFingerprint(): string {
+  if (!fingerprint) {
+    const h = createHash('sha256');
+    const walk = (dir: string): void => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.(js|ts)$/.test(e.name) && !e.name.endsWith('.d.ts')) h.update(e.name).update(fs.readFileSync(p));
+      }
+    };
+    walk(path.join(__dirname, '..', 'models'));
+    fingerprint = h.digest('hex').slice(0, 16);
+  }
+  return fingerprint;
+}
+
 /** The cache key of an export: hex sha-256 over the exporter version, the spec and the weights. */
 export function onnxCacheKey(exporterVersion: string | number, spec: ModelSpec, weights: Float32Array): string {
   const h = createHash('sha256');
