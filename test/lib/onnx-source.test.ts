@@ -242,6 +242,19 @@ describe('lib/weights + compute: ONNX files as a weights source (parity with PyT
     }
   });
 
+  it('closing the pool while ONNX Runtime runs a forward pass ends the worker between tasks (terminate() then would abort the process)', async () => {
+    const own = new WorkerPool(1);
+    const h = new ModelCache(own).acquire(onnxConfig('tv-mnv3.onnx', {}, 21, 'onnxruntime-cpu'));
+    await h.ready();
+    const big: RawImage = { width: 321, height: 321, channels: 3, data: new Uint8Array(321 * 321 * 3).fill(90) };
+    const runs = [1, 2, 3].map(() => h.infer(big, { resize: 'none' }).then(() => 'ok', (e: Error) => e.message));
+    await new Promise((r) => setTimeout(r, 100)); // the first pass is inside ONNX Runtime now
+    await own.close();
+    const out = await Promise.all(runs);
+    assert.equal(out[0], 'ok', 'the pass in flight finished');
+    assert.ok(out.slice(1).every((r) => r === 'ok' || r === 'compute worker was closed'), out.join(', '));
+  });
+
   it('refuses what it cannot run, saying why', async () => {
     const bad = path.join(OUT, 'not-a-model.onnx');
     fs.writeFileSync(bad, 'hello, not protobuf at all');

@@ -119,7 +119,7 @@ describe('lib/inference + compute: our networks on ONNX Runtime', function () {
         const want = await predictPlan(tfNet, img, plan);
         assert.equal(got.length, 4);
         const p = parity(got, want);
-        table.push(`${name.split(' (')[0].padEnd(46)} ${p.rel.toExponential(1).padEnd(17)} ${(100 * p.argmax).toFixed(2)} %`);
+        table.push(`${name.split(/[,(]/)[0].trim().padEnd(46)} ${p.rel.toExponential(1).padEnd(17)} ${(100 * p.argmax).toFixed(2)} %`);
         assert.ok(p.rel < 1e-4, `max abs / range ${p.rel}`);
         assert.ok(p.argmax >= 0.999, `argmax agreement ${p.argmax}`);
       } finally {
