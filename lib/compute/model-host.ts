@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { RawImage, ScoreMap } from '../contract';
 import { resolvePreference, tfjsOnGpu } from '../engine/backend';
 import { chooseEngine, describeCandidate, EngineCandidate, engineCandidates, TryResult } from '../engine/engine-choice';
-import { cudaProviderInstalled, createSession, ortAvailable, OrtProvider, OrtSession, ortThreads } from '../engine/onnxruntime';
+import { cudaProviderInstalled, createSession, loadOrt, ortAvailable, OrtProvider, OrtSession, ortThreads } from '../engine/onnxruntime';
 import { alignsCorners, InferOptions, planInference } from '../inference/plan';
 import { OrtSegNet } from '../inference/ort-net';
 import { deeplabNet, forwardNet, predictPlan, SegNet } from '../inference/predict';
@@ -109,7 +109,13 @@ async function ortSession(bytes: Uint8Array, provider: OrtProvider): Promise<Ort
  */
 async function tryOrt(c: EngineCandidate & { engine: 'onnxruntime' }, bytes: () => Promise<Uint8Array>, askedCuda: boolean): Promise<TryResult<OrtSession>> {
   if (!ortAvailable()) {
-    return { ok: false, reason: 'onnxruntime-node is not installed', quiet: true };
+    let why = 'onnxruntime-node is not installed';
+    try {
+      loadOrt();
+    } catch (err) {
+      why = (err as Error).message;
+    }
+    return { ok: false, reason: why, quiet: true };
   }
   if (c.provider === 'cuda') {
     if (cudaFailure) return { ok: false, reason: cudaFailure, quiet: !askedCuda };

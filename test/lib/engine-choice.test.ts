@@ -4,6 +4,9 @@
  * ONNX Runtime's threads per worker.
  */
 import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
 import { chooseEngine, describeCandidate, EngineCandidate, engineCandidates, TryResult } from '../../lib/engine/engine-choice';
 import { ortThreads } from '../../lib/engine/onnxruntime';
 
@@ -80,5 +83,36 @@ describe('lib/engine: the engine of a model', () => {
       if (saved === undefined) delete process.env.DEEPLAB_ORT_THREADS;
       else process.env.DEEPLAB_ORT_THREADS = saved;
     }
+  });
+});
+
+describe('lib/engine: without onnxruntime-node (an install that skipped the optional dependency)', function () {
+  this.timeout(120_000);
+
+  it('auto runs our networks on tfjs; asking for onnxruntime says how to install it', () => {
+    // A child process in which requiring onnxruntime-node fails, as where it is not installed.
+    const dir = path.resolve(__dirname, '../../../test-output/engine-choice');
+    fs.mkdirSync(dir, { recursive: true });
+    const preload = path.join(dir, 'no-ort.js');
+    fs.writeFileSync(preload, `const M = require('module'); const r = M._resolveFilename;
+M._resolveFilename = function (req, ...a) { if (req === 'onnxruntime-node' || req.startsWith('onnxruntime-node/')) { const e = new Error("Cannot find module '" + req + "'"); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...a); };`);
+    const script = `
+      const { initBackend } = require(${JSON.stringify(path.resolve(__dirname, '../../lib/engine/backend'))});
+      const host = require(${JSON.stringify(path.resolve(__dirname, '../../lib/compute/model-host'))});
+      const spec = { variant: 'v3plus', width: 0.0625, classes: 3 };
+      (async () => {
+        await initBackend('wasm');
+        const out = {};
+        const auto = await host.loadModel('a', { spec, preprocessing: 'tanh', weights: { source: 'random' }, backend: 'auto', warmupSize: 0 });
+        out.auto = [auto.backend, auto.engineNote || null];
+        try { await host.loadModel('b', { spec, preprocessing: 'tanh', weights: { source: 'random' }, backend: 'onnxruntime', warmupSize: 0 }); out.ort = 'loaded'; }
+        catch (e) { out.ort = e.message; }
+        console.log(JSON.stringify(out));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const r = spawnSync(process.execPath, ['-r', preload, '-e', script], { encoding: 'utf8', env: { ...process.env, DEEPLAB_BACKEND: '' } });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { auto: [string, string | null]; ort: string };
+    assert.deepEqual(out.auto, ['wasm', null], 'auto falls to wasm quietly');
+    assert.match(out.ort, /no engine available for this model: onnxruntime \(cuda\): the onnxruntime engine needs the optional package onnxruntime-node, which does not load here .*npm install onnxruntime-node/);
   });
 });
