@@ -264,8 +264,16 @@ async function hostOurs(config: ModelConfig): Promise<Hosted> {
     const onnx: OnnxLoad = { from: 'export' };
     let bytes: Uint8Array | undefined;
     const getBytes = async (): Promise<Uint8Array> => (bytes ??= exportedBytes(model, { preprocessing, classNames }, saved, config.weights, onnx));
-    const choice = await chooseEngine(engineCandidates(pref, 'ours'), async (c): Promise<TryResult<OrtSession | null>> =>
-      c.engine === 'tfjs' ? tfjsAvailable(c) : tryOrt(c, getBytes, pref === 'onnxruntime-cuda'));
+    const choice = await chooseEngine(engineCandidates(pref, 'ours'), async (c): Promise<TryResult<OrtSession | null>> => {
+      if (c.engine === 'tfjs') return tfjsAvailable(c);
+      const r = await tryOrt(c, getBytes, pref === 'onnxruntime-cuda');
+      if (r.ok || c.provider !== 'cpu' || onnx.from !== 'cache' || !onnx.file) return r;
+      // A cached export ONNX Runtime cannot read (damaged on disk): exported again, once.
+      fs.rmSync(onnx.file, { force: true });
+      bytes = undefined;
+      Object.assign(onnx, { from: 'export', file: undefined });
+      return tryOrt(c, getBytes, false);
+    });
     session = choice.value ?? undefined;
     const c = choice.candidate;
     const ort = session && c.engine === 'onnxruntime' ? ortNetOfOurs(model, preprocessing, session, c.provider) : undefined;

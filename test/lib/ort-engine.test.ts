@@ -160,6 +160,14 @@ describe('lib/inference + compute: our networks on ONNX Runtime', function () {
       assert.deepEqual(m2.data, m1.data);
       await releaseModel('b');
 
+      // A damaged cached file (cut short) is exported again rather than failing the load.
+      const whole = fs.readFileSync(first.onnx!.file!);
+      fs.writeFileSync(first.onnx!.file!, whole.subarray(0, whole.length >> 1));
+      const repaired = await loadModel('r', config());
+      assert.deepEqual([repaired.engine, repaired.onnx?.from], ['onnxruntime', 'export']);
+      assert.equal(fs.statSync(first.onnx!.file!).size, whole.length, 'the cache holds a whole export again');
+      await releaseModel('r');
+
       // New weights in the folder: the cached export no longer fits, it is exported again and replaces the old file.
       const other = new DeepLab({ ...spec, seed: 6 });
       await saveModel(other, dir, 'tanh');
