@@ -11,7 +11,7 @@ import type { InferOptions } from '../inference/plan';
 import type { ModelConfig } from '../models/config';
 import type { UpsampleOutput, UpsampleResult } from '../ops/score-map';
 import { getPool, WorkerPool, WorkerSlot } from './pool';
-import type { InferArgs, LoadResult, SwapSource } from './model-host';
+import type { InferArgs, LoadResult, SwapResult, SwapSource } from './model-host';
 import type { CrfArgs, CrfOutput, EngineMemory } from './tasks';
 
 /** Name of the backend the workers for this preference run. */
@@ -80,7 +80,7 @@ export const hostedModel = {
     return slot.run('model.release', { key });
   },
 
-  swap(slot: WorkerSlot, key: string, source: SwapSource): Promise<{ params: number }> {
+  swap(slot: WorkerSlot, key: string, source: SwapSource): Promise<SwapResult> {
     return slot.run('model.swap', { key, source });
   },
 
@@ -89,4 +89,4 @@ export const hostedModel = {
   },
 };
 
-export type { CrfArgs, CrfOutput, EngineMemory, LoadResult, SwapSource };
+export type { CrfArgs, CrfOutput, EngineMemory, LoadResult, SwapResult, SwapSource };

@@ -92,6 +92,7 @@ export = function register(RED: NodeAPI): void {
       handle.ready().finally(unfollow).then(
         (info) => {
           backend = info.backend;
+          if (info.engineNote) node.warn(info.engineNote);
           if (info.classNames) classNames = info.classNames;
           setStatus(node, 'ok', `ready · ${backend} · ${(info.params / 1e6).toFixed(2)}M params`);
         },

@@ -4,10 +4,13 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { catchNode, helper, messages, nextMessage, statusLog } from '../helpers/red';
-import { backendName, engineMemory } from '../../lib/compute/client';
+import { engineMemory } from '../../lib/compute/client';
 import { getModelCache } from '../../lib/compute/model-cache';
 import { getPool } from '../../lib/compute/pool';
 import { isLabelMap, isScoreMap, LabelMap, RawImage, ScoreMap, scoreValues } from '../../lib/contract';
+import { CLASS_PRESETS } from '../../lib/data/palette';
+import { resolvePreference } from '../../lib/engine/backend';
+import { normalizeModelConfig } from '../../lib/models/config';
 
 const modelNode = require('../../nodes/deeplab-model/deeplab-model');
 const inferNode = require('../../nodes/deeplab-infer/deeplab-infer');
@@ -162,8 +165,14 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     helper.getNode('bare').receive({ payload: await photo(50, 40) });
     const m = await got;
     assert.equal((m.payload as ScoreMap).classes, 21);
-    const backend = await backendName();
-    assert.ok(log.some((s) => s.text?.includes(backend)), JSON.stringify(log));
+    // The engine of the default model (the same cache entry): "onnxruntime (cpu)" or the tfjs backend's name.
+    const same = getModelCache().acquire(normalizeModelConfig({ spec: { variant: 'v3plus', classes: 21 }, classNames: [...CLASS_PRESETS.voc21.names] }));
+    const engine = (await same.ready()).backend;
+    await same.release();
+    assert.ok(log.some((s) => s.text?.includes(`ready · ${engine}`)), JSON.stringify(log));
+    const forced = resolvePreference();
+    if (forced === 'wasm') assert.equal(engine, 'wasm');
+    if (forced.startsWith('onnxruntime')) assert.match(engine, /^onnxruntime \(/);
   });
 
   it('bare upsample and seg-render work with their defaults', async () => {

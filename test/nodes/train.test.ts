@@ -203,7 +203,7 @@ describe('nodes/train', function () {
     // The same image through a model loaded from the published folder, computed here.
     await loadModel('expected', normalizeModelConfig({ spec: { variant: 'v3plus', classes: 3, width: 0.0625 }, weights: { source: 'dir', path: c.publishedDir } }));
     try {
-      const [expected] = inferMaps({ key: 'expected', image: { ...image, data: new Uint8Array(image.data) }, options: { resize: 'none' } });
+      const [expected] = await inferMaps({ key: 'expected', image: { ...image, data: new Uint8Array(image.data) }, options: { resize: 'none' } });
       assert.deepEqual([l1.width, l1.height, l1.classes], [expected.width, expected.height, 3]);
       let diff0 = 0;
       let diff1 = 0;
@@ -215,7 +215,7 @@ describe('nodes/train', function () {
       assert.ok(diff0 > 1e-4, 'the weights did not change');
       assert.ok(diff1 < 1e-5, `the running node does not use the published weights (max difference ${diff1})`);
     } finally {
-      releaseModel('expected');
+      await releaseModel('expected');
     }
   });
 
