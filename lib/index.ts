@@ -12,7 +12,8 @@ export { initBackend, resolvePreference } from './engine/backend';
 export { getPool, WorkerPool } from './compute/pool';
 export { backendName, crf, fuse, upsample } from './compute/client';
 export { decodeImage, encodeImage, toRawImage } from './data/image';
-export { resizeScoreMap, flipScoreMap, softmaxScoreMap, argmaxScoreMap } from './ops/score-map';
+export { resizeScoreMap, flipScoreMap, softmaxScoreMap, argmaxScoreMap, interpolatedLabels } from './ops/score-map';
+export { MemoryBudgetError, OVER_BUDGET_CODE, defaultMemoryBudget, MEMORY_BUDGET_ENV } from './runtime/memory-budget';
 export { renderSegmentation } from './render/render';
 export { saveModel, readSavedDir, readSavedUrl } from './weights/format';
 export { readWeights, loadPublished } from './weights/load';
@@ -25,3 +26,7 @@ export { listPublished, findPublished, searchPublished, reloadPublished } from '
 export type { PublishedEntry } from './weights/catalogue';
 export { preparePublished } from './weights/published';
 export { downloadFile, ensurePublished, defaultCacheDir } from './weights/download';
+export { exportOnnx, ONNX_INPUT, ONNX_OUTPUT, ONNX_META, ONNX_OPSET } from './models/onnx/export';
+export type { OnnxExportOptions } from './models/onnx/export';
+export { exportOnnxFile, sourceForPath } from './weights/export-onnx';
+export type { OnnxFileOptions, OnnxFileResult } from './weights/export-onnx';

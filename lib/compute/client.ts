@@ -5,12 +5,13 @@
  * it still shares with other wires.
  */
 import type { LabelMap, RawImage, ScoreMap } from '../contract';
+import type { WorkingCrfArgs, WorkingCrfResult } from '../crf/working-resolution';
 import type { FusionOptions } from '../fusion/msc-fusion';
 import type { InferOptions } from '../inference/plan';
 import type { ModelConfig } from '../models/config';
 import type { UpsampleOutput, UpsampleResult } from '../ops/score-map';
 import { getPool, WorkerPool, WorkerSlot } from './pool';
-import type { InferArgs, LoadResult, SwapSource } from './model-host';
+import type { InferArgs, LoadResult, SwapResult, SwapSource } from './model-host';
 import type { CrfArgs, CrfOutput, EngineMemory } from './tasks';
 
 /** Name of the backend the workers for this preference run. */
@@ -23,10 +24,13 @@ export function engineMemory(slot: WorkerSlot): Promise<EngineMemory> {
   return slot.run('engine.memory', null);
 }
 
-/** A score map to width x height (bilinear), then softmax and / or argmax; the caller's map is left as it is. */
-export function upsample(map: ScoreMap, width: number, height: number, alignCorners: boolean, output: UpsampleOutput, pool: WorkerPool = getPool()): Promise<UpsampleResult> {
+/**
+ * A score map to width x height (bilinear), then softmax and / or argmax; the caller's map is left
+ * as it is. floatSize: a smaller size for the float map (a memory budget's cap); labels stay full size.
+ */
+export function upsample(map: ScoreMap, width: number, height: number, alignCorners: boolean, output: UpsampleOutput, floatSize?: { width: number; height: number }, pool: WorkerPool = getPool()): Promise<UpsampleResult> {
   const copy = { ...map, data: new Float32Array(map.data) };
-  return pool.run('ops.upsample', { map: copy, width, height, alignCorners, output }, { transfer: [copy.data.buffer] });
+  return pool.run('ops.upsample', { map: copy, width, height, alignCorners, output, floatSize }, { transfer: [copy.data.buffer] });
 }
 
 /** Fusion of the score maps of one image (large maps: small ones fuse inline); the caller's maps are left as they are. */
@@ -48,6 +52,17 @@ export async function crf(args: Omit<CrfArgs, 'labels'>, pool: WorkerPool = getP
   return { ...r, labels: r.labels };
 }
 
+/**
+ * The dense-crf node's CRF: at a working size (planCrf), labels at the image's size. The map and
+ * the image are copied (other wires share their memory) and the copies moved to the worker.
+ */
+export function crfAtWorkingSize(args: WorkingCrfArgs, pool: WorkerPool = getPool()): Promise<WorkingCrfResult> {
+  const map = { ...args.map, data: new Float32Array(args.map.data) };
+  const image = { ...args.image, data: new Uint8Array(args.image.data) };
+  const options = { ...args.options, threads: args.options?.threads ?? (pool.busy ? 1 : undefined) };
+  return pool.run('crf.working', { ...args, map, image, options }, { transfer: [map.data.buffer, image.data.buffer] });
+}
+
 /** The model tasks, on the worker that holds the model (the model cache's side of them). */
 export const hostedModel = {
   load(slot: WorkerSlot, key: string, config: ModelConfig): Promise<LoadResult> {
@@ -65,7 +80,7 @@ export const hostedModel = {
     return slot.run('model.release', { key });
   },
 
-  swap(slot: WorkerSlot, key: string, source: SwapSource): Promise<{ params: number }> {
+  swap(slot: WorkerSlot, key: string, source: SwapSource): Promise<SwapResult> {
     return slot.run('model.swap', { key, source });
   },
 
@@ -74,4 +89,4 @@ export const hostedModel = {
   },
 };
 
-export type { CrfArgs, CrfOutput, EngineMemory, LoadResult, SwapSource };
+export type { CrfArgs, CrfOutput, EngineMemory, LoadResult, SwapResult, SwapSource };

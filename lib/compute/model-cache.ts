@@ -7,7 +7,7 @@ import { RawImage, ScoreMap } from '../contract';
 import { InferOptions } from '../inference/plan';
 import { ModelConfig, modelKey, normalizeModelConfig } from '../models/config';
 import { defaultCacheDir, DownloadProgress, ensurePublished } from '../weights/download';
-import { isGraphSource } from '../weights/tfjs-graph';
+import { runsAsItIs } from '../weights/load';
 import { hostedModel, LoadResult, SwapSource } from './client';
 import { getPool, WorkerPool, WorkerSlot } from './pool';
 
@@ -159,13 +159,13 @@ export class ModelCache {
   }
 
   /**
-   * Hot swap: every model built from this spec takes the checkpoint's weights. A TF.js graph model is
-   * never one of them, whatever its config's spec says (the model host refuses a swap into it).
+   * Hot swap: every model built from this spec takes the checkpoint's weights. A TF.js graph or an ONNX
+   * file is never one of them, whatever its config's spec says (the model host refuses a swap into it).
    */
   async publish(source: SwapSource, match: (c: ModelConfig) => boolean): Promise<number> {
     let n = 0;
     for (const e of this.entries.values()) {
-      if (isGraphSource(e.config.weights) || !match(e.config)) continue;
+      if (runsAsItIs(e.config.weights) || !match(e.config)) continue;
       await this.ensureLoaded(e);
       await hostedModel.swap(e.slot!, e.workerKey, source);
       e.swappedFrom = source;

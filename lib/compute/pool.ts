@@ -6,7 +6,7 @@
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import { resolvePreference } from '../engine/backend';
+import { resolvePreference, tfjsPreferenceOf } from '../engine/backend';
 import { ArgsOf, ResultOf, SerializedError, TaskReply, TaskTable, WorkerInit } from './protocol';
 import type { Tasks } from './tasks';
 
@@ -48,9 +48,9 @@ export class WorkerSlot<M extends TaskTable = Tasks> {
   /** Models pinned to this worker (weighted into placement). */
   models = 0;
 
-  constructor(preference: string, options: PoolOptions, private readonly onExit: (slot: WorkerSlot<M>) => void) {
+  constructor(preference: string, options: PoolOptions & { workers?: number }, private readonly onExit: (slot: WorkerSlot<M>) => void) {
     this.preference = preference;
-    const init: WorkerInit = { backend: preference, taskModules: options.taskModules };
+    const init: WorkerInit = { backend: preference, workers: options.workers, taskModules: options.taskModules };
     this.worker = new Worker(path.join(__dirname, 'worker-main.js'), { workerData: init });
     this.worker.unref();
     this.worker.on('message', (reply: TaskReply) => this.settle(reply));
@@ -85,9 +85,34 @@ export class WorkerSlot<M extends TaskTable = Tasks> {
     this.onExit(this);
   }
 
-  async terminate(): Promise<void> {
+  /**
+   * Ends the worker. A worker with a task in flight is asked to exit between two macrotasks rather
+   * than terminated: a terminate() while ONNX Runtime is inside a run aborts the whole process
+   * (measured with onnxruntime-node 1.30), and ONNX Runtime only runs inside a task. One that does
+   * not exit within `graceMs` (a task stuck in JavaScript) is terminated.
+   */
+  async terminate(graceMs = 60_000): Promise<void> {
     this.alive = false;
-    await this.worker.terminate();
+    if (this.pending.size === 0) {
+      await this.worker.terminate();
+      return;
+    }
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    try {
+      this.worker.postMessage({ exit: true });
+    } catch {
+      // Already gone.
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs);
+      timer.unref();
+    });
+    const r = await Promise.race([exited, late]);
+    if (timer) clearTimeout(timer);
+    if (r === 'late') await this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(new Error('compute worker was closed'));
+    this.pending.clear();
   }
 }
 
@@ -96,14 +121,17 @@ export class WorkerPool<M extends TaskTable = Tasks> {
 
   constructor(readonly size: number, private readonly options: PoolOptions = {}) {}
 
-  /** The least busy worker for a backend preference, starting one while below the size. */
+  /**
+   * The least busy worker for a backend preference, starting one while below the size. Workers are
+   * told apart by the tfjs backend they run: a model on ONNX Runtime shares them with tfjs models.
+   */
   pick(backend?: string): WorkerSlot<M> {
-    const pref = resolvePreference(backend);
+    const pref = tfjsPreferenceOf(resolvePreference(backend));
     const same = this.slots.filter((s) => s.alive && s.preference === pref);
     const idle = same.find((s) => s.load === 0 && s.models === 0);
     if (idle) return idle;
     if (same.length < this.size) {
-      const slot = new WorkerSlot<M>(pref, this.options, (s) => this.remove(s));
+      const slot = new WorkerSlot<M>(pref, { ...this.options, workers: this.size }, (s) => this.remove(s));
       this.slots.push(slot);
       return slot;
     }

@@ -28,8 +28,15 @@ export type ArgsOf<M extends TaskTable, K extends keyof M> = Parameters<M[K]> ex
 /** The result type of task K (what the caller's promise resolves with). */
 export type ResultOf<M extends TaskTable, K extends keyof M> = Awaited<ReturnType<M[K]>> extends TaskOutput<infer R> ? R : never;
 
+/** Asks a worker to exit between tasks (see WorkerSlot.terminate). */
+export interface ExitRequest {
+  exit: true;
+}
+
 export interface WorkerInit {
   backend: string;
+  /** The pool's size: ONNX Runtime's threads per session are the cores divided by it. */
+  workers?: number;
   /**
    * Extra modules whose `TASKS` table the worker adds to its own. Only tests set it (their
    * echo / sleep / barrier tasks); production workers run lib/compute/tasks alone.

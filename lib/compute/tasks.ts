@@ -10,10 +10,11 @@ import * as tf from '@tensorflow/tfjs';
 import { LabelMap, RawImage, ScoreMap } from '../contract';
 import { CrfOptions, CrfTiming, denseCrf } from '../crf/dense-crf';
 import { CrfParams } from '../crf/params';
+import { denseCrfAtWorkingSize, WorkingCrfArgs, WorkingCrfResult } from '../crf/working-resolution';
 import { fuseScoreMaps, FusionOptions } from '../fusion/msc-fusion';
 import { ModelConfig } from '../models/config';
 import { argmaxScoreMap, UpsampleArgs, UpsampleResult, upsampleScoreMap } from '../ops/score-map';
-import { InferArgs, inferMaps, loadModel, LoadResult, releaseModel, saveHosted, swapWeights, SwapSource } from './model-host';
+import { InferArgs, inferMaps, loadModel, LoadResult, releaseModel, saveHosted, swapWeights, SwapResult, SwapSource } from './model-host';
 import { TaskOutput, transferablesOf } from './protocol';
 
 export interface EngineMemory {
@@ -48,12 +49,12 @@ export const TASKS = {
   },
 
   'model.load': async (a: { key: string; config: ModelConfig }): Promise<TaskOutput<LoadResult>> => ({ result: await loadModel(a.key, a.config) }),
-  'model.infer': (a: InferArgs): TaskOutput<ScoreMap[]> => {
-    const maps = inferMaps(a);
+  'model.infer': async (a: InferArgs): Promise<TaskOutput<ScoreMap[]>> => {
+    const maps = await inferMaps(a);
     return { result: maps, transfer: transferablesOf(...maps.map((m) => m.data)) };
   },
-  'model.release': (a: { key: string }): TaskOutput<boolean> => ({ result: releaseModel(a.key) }),
-  'model.swap': async (a: { key: string; source: SwapSource }): Promise<TaskOutput<{ params: number }>> => ({ result: await swapWeights(a.key, a.source) }),
+  'model.release': async (a: { key: string }): Promise<TaskOutput<boolean>> => ({ result: await releaseModel(a.key) }),
+  'model.swap': async (a: { key: string; source: SwapSource }): Promise<TaskOutput<SwapResult>> => ({ result: await swapWeights(a.key, a.source) }),
   'model.save': async (a: { key: string; dir: string; meta?: Record<string, unknown> }): Promise<TaskOutput<void>> => {
     await saveHosted(a.key, a.dir, a.meta);
     return { result: undefined };
@@ -73,6 +74,10 @@ export const TASKS = {
     const result: CrfOutput = { probs, timing };
     if (a.labels !== false) result.labels = argmaxScoreMap(probs, 255);
     return { result, transfer: transferablesOf(probs.data, result.labels?.data) };
+  },
+  'crf.working': (a: WorkingCrfArgs): TaskOutput<WorkingCrfResult> => {
+    const result = denseCrfAtWorkingSize(a);
+    return { result, transfer: transferablesOf(result.labels.data, result.probs?.data) };
   },
 };
 

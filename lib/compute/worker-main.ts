@@ -1,7 +1,8 @@
 /** Entry point of a compute worker thread: sets up the backend, then runs tasks by name. */
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend } from '../engine/backend';
-import { TaskReply, TaskRequest, TaskTable, WorkerInit } from './protocol';
+import { configureHost } from './model-host';
+import { ExitRequest, TaskReply, TaskRequest, TaskTable, WorkerInit } from './protocol';
 import { TASKS } from './tasks';
 
 const init = workerData as WorkerInit;
@@ -12,13 +13,17 @@ const table: TaskTable = { ...TASKS };
 // Test-only task modules (see WorkerInit.taskModules); production never names any.
 for (const file of init.taskModules ?? []) Object.assign(table, (require(file) as { TASKS: TaskTable }).TASKS);
 
+configureHost({ workers: init.workers });
 const ready = initBackend(init.backend);
 
 // Tasks run one at a time in arrival order: tfjs kernels are synchronous anyway, and a
 // strict order keeps a model's forward passes queued behind its load.
 let chain: Promise<void> = Promise.resolve();
 
-port.on('message', (req: TaskRequest) => {
+port.on('message', (req: TaskRequest | ExitRequest) => {
+  // Messages arrive between macrotasks, never while ONNX Runtime is inside a run (terminating the
+  // thread then would abort the process): exiting from here is safe at any time.
+  if ('exit' in req) process.exit(0);
   chain = chain.then(() => run(req));
 });
 

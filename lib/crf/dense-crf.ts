@@ -55,14 +55,17 @@ export interface CrfResult {
 /**
  * Validates a map + image pair for the CRF; ContractErrors say what is wrong and how to fix it.
  * finite: also scan every score for NaN/Inf (a full pass over the map).
+ * coarser: also accept a map smaller than the image whose stride says so (stride > 1: logits, or a
+ * map capped by a memory budget), which the working-resolution entry resizes itself.
  */
-export function checkCrfInputs(map: unknown, image: unknown, mapWhat = 'msg.payload', imageWhat = 'msg.image', finite = true): { map: ScoreMap; image: RawImage } {
+export function checkCrfInputs(map: unknown, image: unknown, mapWhat = 'msg.payload', imageWhat = 'msg.image', finite = true, coarser = false): { map: ScoreMap; image: RawImage } {
   if (image === undefined || image === null) {
     throw new ContractError(`${imageWhat} is missing: the CRF needs the original RGB image (a RawImage) next to the score map`);
   }
   const m = expectScoreMap(map, mapWhat);
   const img = expectRawImage(image, imageWhat);
-  if (m.width !== img.width || m.height !== img.height) {
+  const coarse = coarser && (m.stride ?? 1) > 1 && m.width <= img.width && m.height <= img.height;
+  if ((m.width !== img.width || m.height !== img.height) && !coarse) {
     throw new ContractError(`${mapWhat} is ${m.width}x${m.height} but ${imageWhat} is ${img.width}x${img.height}: ` +
       'upsample the score map to the image size first (upsample node)');
   }

@@ -1,12 +1,22 @@
 /**
- * Backend choice for the one tfjs instance of this thread.
- * `auto`: tfjs-node-gpu, then tfjs-node (both optional, installed by the user), then wasm, then cpu.
+ * Backend choice for the one tfjs instance of this thread, and the engine preferences a model
+ * config names (lib/engine/engine-choice decides the engine per model).
+ * tfjs `auto`: tfjs-node-gpu, then tfjs-node (both optional, installed by the user), then wasm, then cpu.
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerTrainingKernels } from './wasm-grad-kernels';
 
+/** The tfjs backends a thread can run. */
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_PREFERENCES: BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+/**
+ * What a model config (or DEEPLAB_BACKEND) may ask for: a tfjs backend, or ONNX Runtime
+ * (`onnxruntime`: CUDA when its provider is installed and loads, else CPU; `onnxruntime-cuda`:
+ * asks for CUDA, falling back to CPU and saying so; `onnxruntime-cpu`). `auto` picks per model.
+ */
+export type EnginePreference = BackendPreference | 'onnxruntime' | 'onnxruntime-cuda' | 'onnxruntime-cpu';
+export const ENGINE_PREFERENCES: EnginePreference[] = [...BACKEND_PREFERENCES, 'onnxruntime', 'onnxruntime-cuda', 'onnxruntime-cpu'];
 
 /** tfjs-node 4.22 calls util helpers that Node 23 removed; put them back before requiring it. */
 export function polyfillNodeUtil(): void {
@@ -43,14 +53,19 @@ function tryRequire(name: string): boolean {
   }
 }
 
-let tensorflowLoaded: boolean | undefined;
+let nativePackage: string | null | undefined;
 /** Loads the native TensorFlow backend if the user installed tfjs-node-gpu or tfjs-node. */
 function loadNativeBackend(): boolean {
-  if (tensorflowLoaded === undefined) {
+  if (nativePackage === undefined) {
     polyfillNodeUtil();
-    tensorflowLoaded = tryRequire('@tensorflow/tfjs-node-gpu') || tryRequire('@tensorflow/tfjs-node');
+    nativePackage = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].find(tryRequire) ?? null;
   }
-  return tensorflowLoaded && tf.findBackendFactory('tensorflow') !== null;
+  return nativePackage !== null && tf.findBackendFactory('tensorflow') !== null;
+}
+
+/** Whether this thread's tfjs runs on tfjs-node-gpu (the `tensorflow` backend of the GPU package). */
+export function tfjsOnGpu(): boolean {
+  return tf.getBackend() === 'tensorflow' && nativePackage === '@tensorflow/tfjs-node-gpu';
 }
 
 let wasmLoaded = false;
@@ -59,12 +74,29 @@ function loadWasmBackend(): boolean {
   return wasmLoaded && tf.findBackendFactory('wasm') !== null;
 }
 
-/** Resolves the preference from the argument, else DEEPLAB_BACKEND, else auto. */
-export function resolvePreference(pref?: string): BackendPreference {
-  const p = (pref && pref !== 'default' ? pref : process.env.DEEPLAB_BACKEND || 'auto').toLowerCase();
+function parsePreference(value: string, what: string): EnginePreference {
+  const p = value.trim().toLowerCase();
   if (p === 'node' || p === 'tfjs-node' || p === 'gpu') return 'tensorflow';
-  if ((BACKEND_PREFERENCES as string[]).includes(p)) return p as BackendPreference;
-  throw new Error(`unknown backend "${pref ?? process.env.DEEPLAB_BACKEND}": expected one of ${BACKEND_PREFERENCES.join(', ')}`);
+  if (p === 'ort' || p === 'onnx') return 'onnxruntime';
+  if ((ENGINE_PREFERENCES as string[]).includes(p)) return p as EnginePreference;
+  throw new Error(`unknown backend "${what}": expected one of ${ENGINE_PREFERENCES.join(', ')}`);
+}
+
+/**
+ * Resolves the preference: the argument, where it names a choice; DEEPLAB_BACKEND where the
+ * argument is absent, `default` or `auto` (the environment sets what `auto` means for the whole
+ * process: tests force an engine with it); else auto.
+ */
+export function resolvePreference(pref?: string): EnginePreference {
+  const own = pref && pref !== 'default' ? parsePreference(pref, pref) : 'auto';
+  if (own !== 'auto') return own;
+  const env = process.env.DEEPLAB_BACKEND;
+  return env ? parsePreference(env, env) : 'auto';
+}
+
+/** The tfjs backend a thread serving this preference runs (ONNX Runtime's threads still pre- and post-process on tfjs). */
+export function tfjsPreferenceOf(pref: EnginePreference): BackendPreference {
+  return pref.startsWith('onnxruntime') ? 'auto' : (pref as BackendPreference);
 }
 
 async function trySet(name: string): Promise<boolean> {
@@ -77,7 +109,7 @@ async function trySet(name: string): Promise<boolean> {
 
 /** Activates a backend for this thread; returns the name of the one in use. */
 export async function initBackend(pref?: string): Promise<string> {
-  const want = resolvePreference(pref);
+  const want = tfjsPreferenceOf(resolvePreference(pref));
   const order: string[] = want === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [want];
   for (const name of order) {
     if (name === 'tensorflow' && !loadNativeBackend()) continue;

@@ -9,8 +9,21 @@
  * Sums run in Float64 over the maps in a canonical order (scale, flip, size), so the result
  * does not depend on the order of the input array.
  */
-import { ContractError, ScoreMap } from '../contract';
-import { flipScoreMap, resizeScoreMap, softmaxScoreMap } from '../ops/score-map';
+import { ContractError, ScoreMap, expectScoreMap } from '../contract';
+import { FLOAT_MAP_COPIES, resizeScoreMap, softmaxInPlace } from '../ops/score-map';
+import { checkMemory, fitSize, formatBytes } from '../runtime/memory-budget';
+
+/** Mirrors each row of an HWC array left-right, in place. */
+function mirrorInPlace(d: Float32Array, W: number, H: number, C: number): void {
+  const tmp = new Float32Array(C);
+  for (let y = 0; y < H; y++) {
+    for (let a = y * W, b = a + W - 1; a < b; a++, b--) {
+      tmp.set(d.subarray(a * C, (a + 1) * C));
+      d.copyWithin(a * C, b * C, (b + 1) * C);
+      d.set(tmp, b * C);
+    }
+  }
+}
 
 export type FusionMethod = 'max' | 'mean-probs' | 'mean-logits';
 export type FusionBase = 'scale1' | 'largest' | 'image';
@@ -30,6 +43,15 @@ export interface FusionOptions {
   height?: number;
   /** Bilinear resize with corners aligned (TF 1 DeepLab) or half-pixel centres (PyTorch); default false. */
   alignCorners?: boolean;
+  /** The output size and stride decided beforehand (planFusion's cap under a memory budget); wins over `base`. */
+  target?: FusionTarget;
+}
+
+export interface FusionTarget {
+  width: number;
+  height: number;
+  /** Original-image pixels per output cell. */
+  stride: number;
 }
 
 const scaleOf = (m: ScoreMap): number => (typeof m.scale === 'number' && m.scale > 0 ? m.scale : 1);
@@ -44,7 +66,8 @@ function canonical(maps: readonly ScoreMap[]): ScoreMap[] {
 }
 
 /** Checks the maps and picks the output size and stride (in original-image pixels per cell). */
-export function fusionTarget(maps: readonly ScoreMap[], opts: FusionOptions = {}): { width: number; height: number; stride: number } {
+export function fusionTarget(maps: readonly ScoreMap[], opts: FusionOptions = {}): FusionTarget {
+  if (opts.target) return opts.target;
   const base = opts.base ?? 'scale1';
   if (base === 'image') {
     const { width, height } = opts;
@@ -58,20 +81,18 @@ export function fusionTarget(maps: readonly ScoreMap[], opts: FusionOptions = {}
   return { width: pick.width, height: pick.height, stride: pick.stride / scaleOf(pick) };
 }
 
+/**
+ * The maps of one image from a message: an array of ScoreMaps (or one), each read through the
+ * contract (float32 Buffers or Float32Arrays of any realm; scores as Float32Array views, no copy).
+ */
 export function validateFusionInput(maps: unknown, what = 'msg.payload'): ScoreMap[] {
   const list = Array.isArray(maps) ? maps : [maps];
   if (list.length === 0) throw new ContractError(`${what}: expected an array of ScoreMaps of one image, got an empty array`);
-  list.forEach((m, i) => {
-    const o = m as ScoreMap;
-    if (!o || typeof o !== 'object' || !(o.data instanceof Float32Array) || !(o.width > 0) || !(o.height > 0) || !(o.classes > 0) ||
-      o.data.length !== o.width * o.height * o.classes) {
-      throw new ContractError(`${what}[${i}]: expected a ScoreMap {width, height, classes, data: Float32Array(width*height*classes), kind}, got ${o && typeof o === 'object' ? `keys [${Object.keys(o).join(', ')}]` : String(o)}`);
-    }
-  });
-  const C = (list[0] as ScoreMap).classes;
-  const bad = list.findIndex((m) => (m as ScoreMap).classes !== C);
-  if (bad >= 0) throw new ContractError(`${what}: all maps must have the same classes; map 0 has ${C}, map ${bad} has ${(list[bad] as ScoreMap).classes}`);
-  return list as ScoreMap[];
+  const read = list.map((m, i) => expectScoreMap(m, Array.isArray(maps) ? `${what}[${i}]` : what));
+  const C = read[0].classes;
+  const bad = read.findIndex((m) => m.classes !== C);
+  if (bad >= 0) throw new ContractError(`${what}: all maps must have the same classes; map 0 has ${C}, map ${bad} has ${read[bad].classes}`);
+  return read;
 }
 
 /** Fuses the score maps of one image (several scales, flipped copies) into one map. */
@@ -89,16 +110,19 @@ export function fuseScoreMaps(input: readonly ScoreMap[], opts: FusionOptions = 
   const C = maps[0].classes;
   const n = width * height * C;
 
+  // Each map becomes one array at the output size: resized (a new array) or copied once, then
+  // mirrored and softmaxed in place, so a map costs one output-sized array at a time.
   const prepared = (m: ScoreMap): Float32Array => {
-    let x = m.width === width && m.height === height ? m : resizeScoreMap(m, width, height, alignCorners);
-    if (x.flipped) x = flipScoreMap(x);
-    if (method === 'mean-probs') x = softmaxScoreMap({ ...x, kind: x.kind ?? 'logits' });
-    return x.data;
+    const same = m.width === width && m.height === height;
+    const d = same ? Float32Array.from(m.data) : resizeScoreMap(m, width, height, alignCorners).data;
+    if (m.flipped) mirrorInPlace(d, width, height, C);
+    if (method === 'mean-probs' && (m.kind ?? 'logits') !== 'probs') softmaxInPlace(d, C);
+    return d;
   };
 
   let out: Float32Array;
   if (method === 'max') {
-    out = Float32Array.from(prepared(maps[0]));
+    out = prepared(maps[0]);
     for (let k = 1; k < maps.length; k++) {
       const d = prepared(maps[k]);
       for (let i = 0; i < n; i++) if (d[i] > out[i]) out[i] = d[i];
@@ -128,4 +152,44 @@ export const FUSION_INLINE_LIMIT = 250_000;
 export function fusionWork(maps: readonly ScoreMap[], opts: FusionOptions = {}): number {
   const t = fusionTarget(maps, opts);
   return t.width * t.height * maps[0].classes * maps.length;
+}
+
+/**
+ * Bytes a fusion takes per output cell: one prepared map (4 bytes a class), the Float64 sum
+ * (8 bytes a class) for the means, and the output, counted twice as every float map on a wire is
+ * (FLOAT_MAP_COPIES: the map and the next stage's copy in its worker).
+ */
+export function fusionBytesPerCell(classes: number, method: FusionMethod = 'mean-probs'): number {
+  return classes * (4 + (method === 'max' ? 0 : 8) + 4 * FLOAT_MAP_COPIES);
+}
+
+export interface FusionPlan {
+  target: FusionTarget;
+  /** Bytes: the copies of the input maps sent to the worker and the fusion's own arrays. */
+  need: number;
+  /** The size the options asked for, when the budget made the output smaller. */
+  cappedFrom?: { width: number; height: number };
+}
+
+/**
+ * Plans a fusion against a memory budget (bytes): at the size the options ask for where it fits,
+ * else at the largest size of the same aspect that does (the stride grows to match); refused when
+ * not even the input maps fit.
+ */
+export function planFusion(maps: readonly ScoreMap[], opts: FusionOptions, budget: number): FusionPlan {
+  const want = fusionTarget(maps, opts);
+  const inputs = maps.reduce((n, m) => n + m.width * m.height * m.classes * 4, 0);
+  const perCell = fusionBytesPerCell(maps[0].classes, opts.method);
+  const size = fitSize(want.width, want.height, perCell, inputs, budget);
+  if (!size) {
+    checkMemory(inputs + perCell * want.width * want.height, budget, `fusing ${maps.length} maps at ${want.width}x${want.height}x${maps[0].classes}`,
+      `the input maps alone take ${formatBytes(inputs)}: raise the node's memory budget`);
+  }
+  const s = size!;
+  if (s.width === want.width && s.height === want.height) return { target: want, need: inputs + perCell * s.width * s.height };
+  return {
+    target: { width: s.width, height: s.height, stride: (want.stride * want.width) / s.width },
+    need: inputs + perCell * s.width * s.height,
+    cappedFrom: { width: want.width, height: want.height },
+  };
 }

@@ -6,7 +6,6 @@
  * An input of another size is padded bottom/right up to the next such size (snapUp), and the
  * padding is cropped from the result.
  */
-import type { ModelSpec } from '../models/deeplab';
 
 export type ResizePolicy = 'valid' | 'pad' | 'none';
 export const RESIZE_POLICIES: ResizePolicy[] = ['valid', 'pad', 'none'];
@@ -36,14 +35,8 @@ export interface InferPlan extends InferOptions {
 
 export const DEFAULT_INFER_OPTIONS: InferOptions = { resize: 'valid', size: 513, scales: [1], flip: false };
 
-/**
- * THE align-corners rule: whether a network's resizes (input, logits, labels) align corners
- * (DeepLab's own code, TF 1) or use half-pixel centres (torchvision's models, PyTorch's
- * align_corners=False). Every resize of an input or of logits follows it.
- */
-export function alignsCorners(spec: Pick<ModelSpec, 'layout'>): boolean {
-  return spec.layout !== 'torchvision';
-}
+/** The align-corners rule lives with the models (their ONNX export records it); planning follows it. */
+export { alignsCorners } from '../models/deeplab';
 
 /** The nearest valid size k*stride+1 (k >= 1). */
 function snap(v: number, stride: number): number {

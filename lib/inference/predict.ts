@@ -20,24 +20,44 @@ import { normalize, Preprocessing } from '../models/preprocess';
 import { alignsCorners, coveringCells, InferPlan, paddedRun, PlannedRun } from './plan';
 
 /**
- * What the wrapper needs of a network: ours (deeplabNet) or a TF.js graph model
- * (weights/tfjs-graph's GraphSegmenter, which fits this shape without importing it).
+ * What the wrapper needs of a network: ours on tfjs (deeplabNet), a TF.js graph model
+ * (weights/tfjs-graph's GraphSegmenter, which fits this shape without importing it), or a network
+ * run by ONNX Runtime (inference/ort-net), whose forward pass is asynchronous.
  */
 export interface SegNet {
   /** RGB 0..255 [n, H, W, 3] to the network's input space: where each network's preprocessing is decided. */
   normalize(rgb: tf.Tensor4D): tf.Tensor4D;
   /** Padding's value in that space: the mean pixel (zero after our normalisations). */
   readonly padValue: number;
-  /** Logits [n, h, w, C] of a batch in that space, covering its pixels (cell j on pixel j * logitStride); the caller disposes. */
-  forward(x: tf.Tensor4D): tf.Tensor4D;
+  /**
+   * Logits [n, h, w, C] of a batch in that space, covering its pixels (cell j on pixel j * logitStride);
+   * the caller disposes them and keeps `x`. A tfjs network answers at once, another engine later.
+   */
+  forward(x: tf.Tensor4D): tf.Tensor4D | Promise<tf.Tensor4D>;
+  /**
+   * Set by a network whose forward pass answers later (a Promise): it disposes its own intermediate
+   * tensors. A tfjs network's are disposed by the wrapper (tf.tidy, which cannot span an await).
+   */
+  readonly asynchronous?: boolean;
   readonly logitStride: number;
   /** Planned sizes snap to k * planStride + 1 (our networks: the output stride). */
   readonly planStride: number;
   readonly alignCorners: boolean;
 }
 
+/** A network whose forward pass runs on tfjs, in the caller's thread (training's evaluation needs it synchronous). */
+export interface SyncSegNet extends SegNet {
+  forward(x: tf.Tensor4D): tf.Tensor4D;
+  readonly asynchronous?: false;
+}
+
+/** The network's logits for a batch, its intermediate tensors disposed whichever engine runs it (the caller disposes the logits). */
+export async function forwardNet(net: SegNet, x: tf.Tensor4D): Promise<tf.Tensor4D> {
+  return net.asynchronous ? net.forward(x) : tf.tidy(() => net.forward(x) as tf.Tensor4D);
+}
+
 /** One of our networks with the preprocessing its weights were trained with. */
-export function deeplabNet(model: DeepLab, pre: Preprocessing): SegNet {
+export function deeplabNet(model: DeepLab, pre: Preprocessing): SyncSegNet {
   return {
     normalize: (rgb) => normalize(rgb, pre),
     padValue: 0,
@@ -60,17 +80,20 @@ export function imageTensor(image: RawImage): tf.Tensor4D {
   return tf.tensor4d(image.data, [1, image.height, image.width, 3], 'int32');
 }
 
-/** One planned run: logits [n, h, w, C] (n = 2 with flip, the mirrored copy second); the caller disposes. */
-export function forwardRun(net: SegNet, src: tf.Tensor4D, run: PlannedRun, o: RunOptions = {}): tf.Tensor4D {
+/** The run's input: normalised, resized to the run's size, mirrored (flip) and padded (the caller disposes). */
+function runInput(net: SegNet, src: tf.Tensor4D, run: PlannedRun, o: RunOptions): tf.Tensor4D {
   const align = net.alignCorners;
-  const padded = tf.tidy(() => {
+  return tf.tidy(() => {
     const x = upsample(net.normalize(src), run.height, run.width, align);
     // Mirror before padding so both copies keep the image in the top-left corner.
     const both = o.flip ? tf.concat([x, tf.reverse(x, 2)], 0) : x;
     return run.padBottom || run.padRight ? tf.pad(both, [[0, 0], [0, run.padBottom], [0, run.padRight], [0, 0]], net.padValue) : both;
-  });
-  const logits = tf.tidy(() => net.forward(padded as tf.Tensor4D));
-  padded.dispose();
+  }) as tf.Tensor4D;
+}
+
+/** The run's logits cropped to the image (at the stride, or upsampled to the run's size); disposes `logits`. */
+function runOutput(net: SegNet, logits: tf.Tensor4D, run: PlannedRun, o: RunOptions): tf.Tensor4D {
+  const align = net.alignCorners;
   const out = tf.tidy(() => {
     const [n, lh, lw, classes] = logits.shape;
     if (o.at === 'input') {
@@ -86,13 +109,37 @@ export function forwardRun(net: SegNet, src: tf.Tensor4D, run: PlannedRun, o: Ru
   return out as tf.Tensor4D;
 }
 
+/** One planned run on a tfjs network: logits [n, h, w, C] (n = 2 with flip, the mirrored copy second); the caller disposes. */
+export function forwardRun(net: SyncSegNet, src: tf.Tensor4D, run: PlannedRun, o: RunOptions = {}): tf.Tensor4D {
+  const x = runInput(net, src, run, o);
+  let logits: tf.Tensor4D;
+  try {
+    logits = tf.tidy(() => net.forward(x));
+  } finally {
+    x.dispose();
+  }
+  return runOutput(net, logits, run, o);
+}
+
+/** The same run on any network, a tfjs one or one whose forward pass is asynchronous (ONNX Runtime). */
+export async function forwardRunAsync(net: SegNet, src: tf.Tensor4D, run: PlannedRun, o: RunOptions = {}): Promise<tf.Tensor4D> {
+  const x = runInput(net, src, run, o);
+  let logits: tf.Tensor4D;
+  try {
+    logits = await forwardNet(net, x);
+  } finally {
+    x.dispose();
+  }
+  return runOutput(net, logits, run, o);
+}
+
 /** Every run of a plan: one logits ScoreMap per scale (and flipped copy), at the logits' stride. */
-export function predictPlan(net: SegNet, image: RawImage, plan: InferPlan): ScoreMap[] {
+export async function predictPlan(net: SegNet, image: RawImage, plan: InferPlan): Promise<ScoreMap[]> {
   const maps: ScoreMap[] = [];
   const src = imageTensor(image);
   try {
     for (const run of plan.runs) {
-      const logits = forwardRun(net, src, run, { flip: plan.flip });
+      const logits = await forwardRunAsync(net, src, run, { flip: plan.flip });
       const [n, height, width, classes] = logits.shape;
       const data = logits.dataSync() as Float32Array;
       logits.dispose();

@@ -14,7 +14,13 @@ export type WeightsSource =
   /** An entry of the catalogue of published weights, downloaded once into the cache folder. */
   | { source: 'published'; id: string; cacheDir?: string }
   /** A TF.js graph model (a folder or model.json path, or a URL), run as it is up to its logits node (weights/tfjs-graph). */
-  | { source: 'tfjs-graph'; path?: string; url?: string; logitsNode?: string };
+  | { source: 'tfjs-graph'; path?: string; url?: string; logitsNode?: string }
+  /**
+   * An ONNX model file (a path or a URL) run by ONNX Runtime up to its logits (weights/onnx-file): this package's
+   * exports describe themselves; another's gets the config's preprocessing and classes, and optionally names its
+   * output tensor, its input layout and whether that output holds probabilities.
+   */
+  | { source: 'onnx'; path?: string; url?: string; output?: string; layout?: 'auto' | 'nchw' | 'nhwc'; outputKind?: 'logits' | 'probs' };
 
 export interface ModelConfig {
   spec: ModelSpec;
@@ -40,6 +46,13 @@ export function normalizeModelConfig(c: Partial<Omit<ModelConfig, 'spec'>> & { s
     if (weights.path && weights.url) throw new Error('a TF.js graph model takes a path or a URL, not both');
     if (weights.url && !/^https?:\/\//i.test(weights.url)) throw new Error(`TF.js graph model URL must start with http:// or https://, got "${weights.url}"`);
     if (weights.logitsNode !== undefined && typeof weights.logitsNode !== 'string') throw new Error('the logits node of a TF.js graph model is a node name (a string)');
+  }
+  if (weights.source === 'onnx') {
+    if (!weights.path && !weights.url) throw new Error('an ONNX model needs a path (its .onnx file) or a URL');
+    if (weights.path && weights.url) throw new Error('an ONNX model takes a path or a URL, not both');
+    if (weights.url && !/^https?:\/\//i.test(weights.url)) throw new Error(`ONNX model URL must start with http:// or https://, got "${weights.url}"`);
+    if (weights.layout !== undefined && !['auto', 'nchw', 'nhwc'].includes(weights.layout)) throw new Error(`ONNX input layout must be auto, nchw or nhwc, got "${weights.layout}"`);
+    if (weights.outputKind !== undefined && !['logits', 'probs'].includes(weights.outputKind)) throw new Error(`ONNX output kind must be logits or probs, got "${weights.outputKind}"`);
   }
   if (c.classNames && c.classNames.length !== spec.classes) {
     throw new Error(`${c.classNames.length} class names given for ${spec.classes} classes`);

@@ -10,6 +10,7 @@ import { Vgg16Dilated } from './backbones/vgg16';
 import { Xception65 } from './backbones/xception';
 import { AsppV2Head, AsppV3Head, AuxHead, DecoderHead, Head, LargeFovHead, TorchvisionHead } from './heads';
 import { Ctx, INFERENCE } from './layers';
+import { OnnxGraph } from './onnx/graph';
 import { ParamStore } from './params';
 
 export type Variant = 'v1' | 'v2' | 'v3' | 'v3plus';
@@ -74,6 +75,15 @@ export function normalizeSpec(partial: Partial<ModelSpec> & { variant?: Variant 
     multiGrid: partial.multiGrid ?? [1, 2, 4],
     seed: partial.seed ?? 1,
   };
+}
+
+/**
+ * THE align-corners rule: whether a network's resizes (input, logits, labels, the v3+ decoder's
+ * upsampling) align corners (DeepLab's own code, TF 1) or use half-pixel centres (torchvision's
+ * models, PyTorch's align_corners=False). Every resize of an input or of logits follows it.
+ */
+export function alignsCorners(spec: Pick<ModelSpec, 'layout'>): boolean {
+  return spec.layout !== 'torchvision';
 }
 
 /** Two specs build the same network (same parameters and arithmetic); the initialisation seed does not count. */
@@ -145,6 +155,20 @@ export class DeepLab {
     const logits = this.decoder ? this.decoder.apply(f.out, f.low, ctx) : this.head!.apply(f.out, ctx);
     const aux = this.auxHead && ctx.training && f.mid ? this.auxHead.apply(f.mid, ctx) : undefined;
     return { logits, aux };
+  }
+
+  /**
+   * `forward`'s inference arithmetic as ONNX nodes: NCHW input tensor name in, logits' name out.
+   * The auxiliary head is left out: it exists for training's loss only.
+   */
+  export(g: OnnxGraph, x: string): string {
+    const f = this.backbone.export(g, x);
+    return this.decoder ? this.decoder.export(g, f.out, f.low) : this.head!.export(g, f.out);
+  }
+
+  /** Whether the resizes around this network align corners (see alignsCorners). */
+  get alignCorners(): boolean {
+    return alignsCorners(this.spec);
   }
 
   /** Trainable parameter count (BN scale and shift included, running statistics not). */

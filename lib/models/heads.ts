@@ -4,7 +4,8 @@
  * v3+ decoder.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Conv, ConvBN, Ctx, dropout, scaled, upsample } from './layers';
+import { Conv, ConvBN, Ctx, dropout, exportUpsample, scaled, upsample } from './layers';
+import { OnnxGraph } from './onnx/graph';
 import { ParamStore } from './params';
 
 /** Classifier convs start from N(0, 0.01) as in the DeepLab prototxts. */
@@ -12,6 +13,8 @@ const CLASSIFIER_STD = 0.01;
 
 export interface Head {
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D;
+  /** The inference arithmetic of `apply` as ONNX nodes (NCHW); dropout is the identity there. */
+  export(g: OnnxGraph, x: string): string;
 }
 
 /** DeepLab v1 LargeFOV: pool5a (3x3 average, stride 1), fc6 3x3 dilation 12, fc7 1x1, fc8. */
@@ -33,6 +36,13 @@ export class LargeFovHead implements Head {
     x = dropout(tf.relu(this.fc7.apply(x, ctx)), 0.5, ctx);
     return this.fc8.apply(x, ctx);
   }
+
+  export(g: OnnxGraph, x: string): string {
+    x = g.node('AveragePool', [g.padSpatial(x, [[1, 1], [1, 1]], 'head.pool5a.pad')], { kernel_shape: [3, 3], strides: [1, 1] }, 'head.pool5a');
+    x = g.relu(this.fc6.export(g, x), 'head.fc6.relu');
+    x = g.relu(this.fc7.export(g, x), 'head.fc7.relu');
+    return this.fc8.export(g, x);
+  }
 }
 
 /** DeepLab v2 ASPP-L: four 3x3 classifiers with dilation 6/12/18/24, summed. */
@@ -44,6 +54,10 @@ export class AsppV2Head implements Head {
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     return tf.addN(this.branches.map((b) => b.apply(x, ctx)));
+  }
+
+  export(g: OnnxGraph, x: string): string {
+    return g.node('Sum', this.branches.map((b) => b.export(g, x)), {}, 'head.aspp.sum');
   }
 }
 
@@ -78,6 +92,18 @@ export class Aspp {
     }
     return dropout(this.project.apply(tf.concat(outs, 3), ctx), this.dropRate, ctx);
   }
+
+  export(g: OnnxGraph, x: string): string {
+    const outs = this.branches.map((b) => b.export(g, x));
+    if (this.pooling) {
+      const name = this.pooling.conv.name;
+      const pooled = this.pooling.export(g, g.node('ReduceMean', [x], { axes: [2, 3], keepdims: 1 }, `${name}.mean`));
+      // tf.tile to the map's size: Expand broadcasts [N, C, 1, 1] to [1, 1, H, W].
+      const shape = g.node('Concat', [g.int64s(`${name}.ones`, [1, 1]), g.spatialShape(x, `${name}.hw`)], { axis: 0 }, `${name}.shape`);
+      outs.push(g.node('Expand', [pooled, shape], {}, `${name}.tile`));
+    }
+    return this.project.export(g, g.concatChannels(outs, `${this.project.conv.name}.concat`));
+  }
 }
 
 /** v3 as in the paper: ASPP then a 1x1 classifier. */
@@ -91,6 +117,10 @@ export class AsppV3Head implements Head {
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     return this.classifier.apply(this.aspp.apply(x, ctx), ctx);
+  }
+
+  export(g: OnnxGraph, x: string): string {
+    return this.classifier.export(g, this.aspp.export(g, x));
   }
 }
 
@@ -109,6 +139,10 @@ export class TorchvisionHead implements Head {
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     return this.classifier.apply(this.conv.apply(this.aspp.apply(x, ctx), ctx), ctx);
   }
+
+  export(g: OnnxGraph, x: string): string {
+    return this.classifier.export(g, this.conv.export(g, this.aspp.export(g, x)));
+  }
 }
 
 /** torchvision's FCNHead on layer3, used as the auxiliary loss during training. */
@@ -123,6 +157,11 @@ export class AuxHead implements Head {
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     return this.classifier.apply(dropout(this.conv.apply(x, ctx), 0.1, ctx), ctx);
+  }
+
+  /** Exported for completeness; DeepLab's export leaves the auxiliary head out (training only). */
+  export(g: OnnxGraph, x: string): string {
+    return this.classifier.export(g, this.conv.export(g, x));
   }
 }
 
@@ -147,5 +186,11 @@ export class DecoderHead {
     const enc = upsample(this.aspp.apply(x, ctx), low.shape[1], low.shape[2], this.alignCorners);
     const joined = tf.concat([enc, this.reduce.apply(low, ctx)], 3);
     return this.classifier.apply(this.fuse2.apply(this.fuse1.apply(joined, ctx), ctx), ctx);
+  }
+
+  export(g: OnnxGraph, x: string, low: string): string {
+    const enc = exportUpsample(g, this.aspp.export(g, x), low, this.alignCorners, 'head.decoder.upsample');
+    const joined = g.concatChannels([enc, this.reduce.export(g, low)], 'head.decoder.concat');
+    return this.classifier.export(g, this.fuse2.export(g, this.fuse1.export(g, joined)));
   }
 }

@@ -3,7 +3,8 @@
  * ParamStore, under a dotted name) and apply them in a forward pass.
  */
 import * as tf from '@tensorflow/tfjs';
-import { conv2d, depthwiseConv2d } from '../engine/conv';
+import { conv2d, depthwiseConv2d, Padding4 } from '../engine/conv';
+import { OnnxGraph } from './onnx/graph';
 import { ParamStore } from './params';
 
 export interface Ctx {
@@ -35,6 +36,59 @@ function padFor(k: number, dilation: number): [[number, number], [number, number
   return [[p, p], [p, p]];
 }
 
+/** A BN at inference as a per-channel affine map y = x * scale + shift (folded into the conv before it). */
+export interface AffineFold {
+  scale: Float64Array;
+  shift: Float64Array;
+}
+
+/**
+ * An ONNX Conv node computing what lib/engine/conv's conv2d computes at inference: the same
+ * explicit symmetric padding, stride and dilation (1 for a 1x1 kernel, as the engine takes it),
+ * with a following BN folded in: W' = W * scale, b' = b * scale + shift.
+ * `kernel` is tfjs's [kh, kw, cin, cout] (or a depthwise [kh, kw, C, 1] with `depthwise`).
+ */
+function exportConv(g: OnnxGraph, name: string, x: string, kernel: tf.Variable, bias: tf.Variable | undefined, fold: AffineFold | undefined,
+  o: { stride: number; dilation: number; pad: Padding4; depthwise: boolean }): string {
+  const [kh, kw, cin, m] = kernel.shape;
+  const cout = o.depthwise ? cin : m;
+  const inPerGroup = o.depthwise ? 1 : cin;
+  const src = kernel.dataSync() as Float32Array;
+  const b = bias ? (bias.dataSync() as Float32Array) : undefined;
+  // tfjs HWIO (depthwise: HWC1) -> ONNX OIHW (depthwise: C1HW, group C).
+  const w = new Float32Array(cout * inPerGroup * kh * kw);
+  for (let ky = 0; ky < kh; ky++) {
+    for (let kx = 0; kx < kw; kx++) {
+      for (let i = 0; i < cin; i++) {
+        for (let j = 0; j < m; j++) {
+          const out = o.depthwise ? i : j;
+          const within = o.depthwise ? 0 : i;
+          const scale = fold ? fold.scale[out] : 1;
+          w[((out * inPerGroup + within) * kh + ky) * kw + kx] = src[((ky * kw + kx) * cin + i) * m + j] * scale;
+        }
+      }
+    }
+  }
+  const inputs = [x, g.floats(`${name}.weight`, [cout, inPerGroup, kh, kw], w)];
+  if (b || fold) {
+    const folded = new Float32Array(cout);
+    for (let c = 0; c < cout; c++) {
+      const bc = b ? b[c] : 0;
+      folded[c] = fold ? bc * fold.scale[c] + fold.shift[c] : bc;
+    }
+    inputs.push(g.floats(`${name}.bias`, [cout], folded));
+  }
+  const dilation = kh === 1 && kw === 1 ? 1 : o.dilation;
+  const [[t, bt], [l, r]] = o.pad;
+  return g.node('Conv', inputs, {
+    kernel_shape: [kh, kw],
+    strides: [o.stride, o.stride],
+    dilations: [dilation, dilation],
+    pads: [t, l, bt, r],
+    group: o.depthwise ? cin : 1,
+  }, name);
+}
+
 export class Conv {
   readonly kernel: tf.Variable;
   readonly bias?: tf.Variable;
@@ -54,6 +108,12 @@ export class Conv {
     const y = conv2d(x, this.kernel as tf.Tensor4D, { stride: this.stride, dilation: this.dilation, pad: padFor(k, this.dilation), training: ctx.training });
     return this.bias ? tf.add(y, this.bias) : y;
   }
+
+  /** `fold`: the BN that follows, folded into the weights and bias. */
+  export(g: OnnxGraph, x: string, fold?: AffineFold): string {
+    const k = this.kernel.shape[0];
+    return exportConv(g, this.name, x, this.kernel, this.bias, fold, { stride: this.stride, dilation: this.dilation, pad: padFor(k, this.dilation), depthwise: false });
+  }
 }
 
 export class DepthwiseConv {
@@ -67,6 +127,12 @@ export class DepthwiseConv {
     const k = this.kernel.shape[0];
     const pad = this.padded ? padFor(k, this.dilation) : [[0, 0], [0, 0]] as [[number, number], [number, number]];
     return depthwiseConv2d(x, this.kernel as tf.Tensor4D, { stride: this.stride, dilation: this.dilation, pad, training: ctx.training });
+  }
+
+  export(g: OnnxGraph, x: string, fold?: AffineFold): string {
+    const k = this.kernel.shape[0];
+    const pad = this.padded ? padFor(k, this.dilation) : [[0, 0], [0, 0]] as Padding4;
+    return exportConv(g, this.name, x, this.kernel, undefined, fold, { stride: this.stride, dilation: this.dilation, pad, depthwise: true });
   }
 }
 
@@ -97,6 +163,18 @@ export class BatchNorm {
     }
     return tf.batchNorm(x, mean, variance, this.beta, this.gamma, this.eps) as tf.Tensor4D;
   }
+
+  /** Inference BN (running statistics) as an affine map, for folding into the conv before it. */
+  fold(): AffineFold {
+    const [g, b, m, v] = [this.gamma, this.beta, this.mean, this.variance].map((t) => t.dataSync() as Float32Array);
+    const scale = new Float64Array(g.length);
+    const shift = new Float64Array(g.length);
+    for (let c = 0; c < g.length; c++) {
+      scale[c] = g[c] / Math.sqrt(v[c] + this.eps);
+      shift[c] = b[c] - m[c] * scale[c];
+    }
+    return { scale, shift };
+  }
 }
 
 export type Activation = 'relu' | 'relu6' | 'none';
@@ -104,6 +182,12 @@ export type Activation = 'relu' | 'relu6' | 'none';
 function activate(x: tf.Tensor4D, act: Activation): tf.Tensor4D {
   if (act === 'relu') return tf.relu(x);
   if (act === 'relu6') return tf.relu6(x);
+  return x;
+}
+
+function exportActivation(g: OnnxGraph, x: string, act: Activation, name: string): string {
+  if (act === 'relu') return g.relu(x, `${name}.relu`);
+  if (act === 'relu6') return g.relu6(x, `${name}.relu6`);
   return x;
 }
 
@@ -121,6 +205,10 @@ export class ConvBN {
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     return activate(this.bn.apply(this.conv.apply(x, ctx), ctx), this.act);
   }
+
+  export(g: OnnxGraph, x: string): string {
+    return exportActivation(g, this.conv.export(g, x, this.bn.fold()), this.act, this.conv.name);
+  }
 }
 
 export class DepthwiseBN {
@@ -133,6 +221,10 @@ export class DepthwiseBN {
 
   apply(x: tf.Tensor4D, ctx: Ctx): tf.Tensor4D {
     return activate(this.bn.apply(this.conv.apply(x, ctx), ctx), this.act);
+  }
+
+  export(g: OnnxGraph, x: string): string {
+    return exportActivation(g, this.conv.export(g, x, this.bn.fold()), this.act, this.conv.name);
   }
 }
 
@@ -157,10 +249,35 @@ export function maxPool(x: tf.Tensor4D, k: number, s: number, p: number, ceil = 
   return tf.maxPool(padded, k, s, 'valid');
 }
 
+/**
+ * maxPool in ONNX for any input size: zero padding, then a valid MaxPool. In ceil mode the
+ * bottom/right get s - 1 more rows and columns, so the floor-mode window count of the padded map
+ * is the ceil-mode count; the rule that drops a last window starting in the padding can then
+ * never apply (it needs p + s > k), which is checked. The windows are the same as maxPool's and
+ * the extra zeros lie outside every one of them.
+ */
+export function exportMaxPool(g: OnnxGraph, x: string, k: number, s: number, p: number, ceil = false, name = 'maxpool'): string {
+  if (ceil && p + s > k) throw new Error(`ONNX export: ceil-mode max pooling with kernel ${k}, stride ${s}, padding ${p} is not supported (needs padding + stride <= kernel)`);
+  const extra = ceil ? s - 1 : 0;
+  const padded = g.padSpatial(x, [[p, p + extra], [p, p + extra]], `${name}.pad`);
+  return g.node('MaxPool', [padded], { kernel_shape: [k, k], strides: [s, s] }, name);
+}
+
 /** Bilinear resize of a feature map (NHWC). */
 export function upsample(x: tf.Tensor4D, height: number, width: number, alignCorners: boolean): tf.Tensor4D {
   if (x.shape[1] === height && x.shape[2] === width) return x;
   return tf.image.resizeBilinear(x, [height, width], alignCorners, !alignCorners);
+}
+
+/**
+ * upsample in ONNX, to the spatial size of `like` (taken from its shape, so the graph serves any
+ * input size). tfjs's alignCorners is ONNX's align_corners; halfPixelCenters is half_pixel. A
+ * resize to the same size is the identity in both modes, as upsample's shortcut.
+ */
+export function exportUpsample(g: OnnxGraph, x: string, like: string, alignCorners: boolean, name = 'resize'): string {
+  const nc = g.node('Shape', [x], { start: 0, end: 2 }, `${name}.nc`);
+  const sizes = g.node('Concat', [nc, g.spatialShape(like, `${name}.hw`)], { axis: 0 }, `${name}.sizes`);
+  return g.node('Resize', [x, '', '', sizes], { mode: 'linear', coordinate_transformation_mode: alignCorners ? 'align_corners' : 'half_pixel' }, name);
 }
 
 export function dropout(x: tf.Tensor4D, rate: number, ctx: Ctx): tf.Tensor4D {

@@ -89,6 +89,17 @@ export interface Rendered {
   classesPresent: { id: number; name: string }[];
 }
 
+/**
+ * Bytes a rendering allocates, for a memory budget: the labels resized to the picture, the colour
+ * mask, the picture (twice as wide side by side) and about two more pictures' worth while sharp
+ * encodes it (and composes the legend).
+ */
+export function renderMemory(labels: { width: number; height: number }, image: { width: number; height: number } | undefined, mode: RenderMode): number {
+  const n = image ? image.width * image.height : labels.width * labels.height;
+  const picture = image && mode === 'side-by-side' ? 6 * n : 3 * n;
+  return n + 3 * n + 3 * picture;
+}
+
 export async function renderSegmentation(labels: LabelMap, image: RawImage | undefined, classes: number, o: RenderOptions = DEFAULT_RENDER): Promise<Rendered> {
   const colors = classColors(Math.max(classes, 1), o.colors);
   const names = classNames(Math.max(classes, 1), o.names);

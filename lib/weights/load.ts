@@ -31,6 +31,19 @@ export async function readWeights(source: WeightsSource, opts: PrepareOptions = 
     }
     case 'tfjs-graph':
       throw graphHasNoWeights(source.path || source.url || 'the source');
+    case 'onnx':
+      throw new Error(`${source.path || source.url} is an ONNX model: it runs as it is on ONNX Runtime for inference, but cannot give weights to one of this package's networks (to train, fine-tune or convert): use the saved model or checkpoint it was exported from`);
+  }
+}
+
+/** True when a weights source is a model that runs as it is (a TF.js graph or an ONNX file), not weights for our networks. */
+export function runsAsItIs(w: WeightsSource): boolean {
+  if (w.source === 'onnx' || w.source === 'tfjs-graph') return true;
+  if (w.source !== 'published') return false;
+  try {
+    return findPublished(w.id).format === 'tfjs-graph';
+  } catch {
+    return false;
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import * as path from 'path';
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { expectRawImage, RawImage } from '../../lib/contract';
 
 // The example flows find their sample pictures through this variable (`env.get` in function
 // nodes); where Node-RED was not started by `npm start`, it points at this package's own folder.
@@ -75,4 +76,16 @@ export function readConfig<T>(node: Node, read: () => T): T | undefined {
 export function requireConfig<T>(cfg: T | undefined): T {
   if (cfg === undefined) throw new Error('this node is misconfigured (see its status and the log): fix and redeploy');
   return cfg;
+}
+
+/**
+ * Reads a RawImage from msg (any accepted form) and puts it back with its data as a Buffer over
+ * the same memory where it came otherwise (a Function node's Uint8Array), so the wires after this
+ * node clone it in constant time (lib/contract).
+ */
+export function readImage(RED: NodeAPI, msg: Msg, path: string): RawImage {
+  const given = getProp(RED, msg, path);
+  const image = expectRawImage(given, `msg.${path}`);
+  if (image !== given) setProp(RED, msg, path, image);
+  return image;
 }

@@ -5,6 +5,7 @@
  */
 import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { toWireLabelMap } from '../../lib/contract';
 import { DatasetListing, ListOptions, Sample, listDataset, loadSample, runOrder } from '../../lib/data/dataset';
 import { Pacer } from '../../lib/runtime/pacer';
 import { errorText, Msg, onInput, Send, setStatus } from '../_shared/node-kit';
@@ -142,7 +143,9 @@ export = function register(RED: NodeAPI): void {
               count: r.order.length,
               dataset: { run: r.id, id: s.id, index, count: r.order.length, image: s.image, mask: s.mask },
             };
-            if (loaded.groundTruth !== undefined) msg.groundTruth = loaded.groundTruth;
+            // A decoded mask travels as a Buffer-backed LabelMap (lib/contract), the file as its bytes.
+            const gt = loaded.groundTruth;
+            if (gt !== undefined) msg.groundTruth = Buffer.isBuffer(gt) ? gt : toWireLabelMap(gt);
             send([msg, null]);
           } catch (err) {
             node.error(new Error(`sample ${s.id}: ${errorText(err)}`), { topic: s.id, payload: undefined, _msgid: RED.util.generateId() });

@@ -8,6 +8,9 @@ import { getModelCache, ModelHandle } from '../../lib/compute/model-cache';
 import { checkInferOptions, InferOptions, parseScales, RESIZE_POLICIES, ResizePolicy } from '../../lib/inference/plan';
 import { toRawImage, DEFAULT_MAX_PIXELS } from '../../lib/data/image';
 import { BoundedQueue, QueuePolicy, QUEUE_POLICIES } from '../../lib/runtime/bounded-queue';
+import { checkMemory, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
+import { inferMemory } from '../../lib/inference/memory';
+import { toWireRawImage, toWireScoreMap } from '../../lib/contract';
 import { normalizeModelConfig } from '../../lib/models/config';
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import { errorText, getProp, Msg, Send, setProp, setStatus } from '../_shared/node-kit';
@@ -27,6 +30,8 @@ interface InferProps {
   maxPixels?: string | number;
   property?: string;
   output?: string;
+  /** MB; blank: DEEPLAB_MEMORY_BUDGET_MB or 512. */
+  memoryBudget?: string | number;
 }
 
 interface Job {
@@ -55,10 +60,11 @@ export = function register(RED: NodeAPI): void {
         flip: boolProp(def.flip, false),
       });
       const maxPixels = numberProp(def.maxPixels, DEFAULT_MAX_PIXELS, 'maxPixels');
+      const budget = memoryBudgetBytes(def.memoryBudget);
       const policy = stringProp<QueuePolicy>(def.queuePolicy, 'drop-oldest', QUEUE_POLICIES);
       // A message that will not run reaches Catch with its code (msg.error.code) and the original
       // message, so an http-in flow can answer it (503); done(err) reports it exactly once.
-      queue = new BoundedQueue<Job>(numberProp(def.queueSize, 2, 'queueSize'), policy, (job) => runJob(job, maxPixels), (job, err) => {
+      queue = new BoundedQueue<Job>(numberProp(def.queueSize, 2, 'queueSize'), policy, (job) => runJob(job, maxPixels, budget), (job, err) => {
         job.done(err);
         showReady();
       });
@@ -88,6 +94,7 @@ export = function register(RED: NodeAPI): void {
       handle.ready().finally(unfollow).then(
         (info) => {
           backend = info.backend;
+          if (info.engineNote) node.warn(info.engineNote);
           if (info.classNames) classNames = info.classNames;
           setStatus(node, 'ok', `ready · ${backend} · ${(info.params / 1e6).toFixed(2)}M params`);
         },
@@ -98,18 +105,25 @@ export = function register(RED: NodeAPI): void {
       );
     }
 
-    async function runJob(job: Job, maxPixels: number): Promise<void> {
+    async function runJob(job: Job, maxPixels: number, budget: number): Promise<void> {
       const { msg, send, done } = job;
       try {
         if (!handle) throw new Error('no model: fix the node configuration');
-        const image = await toRawImage(getProp(RED, msg, input), { maxPixels });
+        // The image's memory need is checked from its header, before any pixel is decoded.
+        const info = await handle.ready();
+        const net = { stride: info.graph?.logitStride ?? info.spec.outputStride, classes: info.spec.classes, spec: info.spec };
+        const check = (w: number, h: number) => checkMemory(inferMemory(w, h, opts, net), budget, `decoding and segmenting a ${w}x${h} image`,
+          'raise the node\'s memory budget, or send a smaller image');
+        const image = await toRawImage(getProp(RED, msg, input), { maxPixels, check });
         setStatus(node, 'busy', `${backend || 'running'} · q ${queue.length}`);
         const t0 = Date.now();
         const maps = await handle.infer(image, opts);
         lastMs = Date.now() - t0;
-        msg.image = image;
+        // Buffers on wires (lib/contract): a fan-out shares them instead of deep-copying typed arrays.
+        msg.image = toWireRawImage(image);
         msg.classNames = classNames;
-        setProp(RED, msg, output, maps.length === 1 ? maps[0] : maps);
+        const wire = maps.map(toWireScoreMap);
+        setProp(RED, msg, output, wire.length === 1 ? wire[0] : wire);
         showReady();
         send(msg);
         done();

@@ -10,6 +10,7 @@ import { LAYOUT_NAMES, LayoutName } from '../../lib/weights/layouts';
 import { BackboneName, ModelSpec, Variant } from '../../lib/models/deeplab';
 import { ModelConfig, normalizeModelConfig, WeightsSource } from '../../lib/models/config';
 import { Preprocessing } from '../../lib/models/preprocess';
+import { resolvePreference } from '../../lib/engine/backend';
 
 export interface ModelProps {
   variant?: string;
@@ -33,6 +34,11 @@ export interface ModelProps {
   /** TF.js graph model (weights source 'tfjs-graph'): its folder, model.json path or http(s) URL, and optionally its logits node. */
   graphModel?: string;
   graphLogitsNode?: string;
+  /** ONNX model (weights source 'onnx'): its .onnx file or http(s) URL; optionally its input layout, output tensor and what that holds. */
+  onnxModel?: string;
+  onnxLayout?: string;
+  onnxOutput?: string;
+  onnxOutputKind?: string;
   preprocessing?: string;
   backend?: string;
   seed?: string | number;
@@ -49,6 +55,13 @@ export const MODEL_DEFAULTS = {
   preprocessing: 'default',
   backend: 'auto',
 } as const;
+
+/** The engine choice (auto, onnxruntime, onnxruntime-cuda, onnxruntime-cpu, tensorflow, wasm, cpu), checked here so a bad value marks the config. */
+export function backendFromProps(p: ModelProps): string {
+  const b = isBlank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend).trim();
+  if (b !== 'auto') resolvePreference(b);
+  return b;
+}
 
 export function classListFromProps(p: ModelProps): string[] {
   const preset = isBlank(p.classPreset) ? MODEL_DEFAULTS.classPreset : String(p.classPreset);
@@ -74,7 +87,7 @@ function publishedConfig(p: ModelProps, baseDir: string): ModelConfig {
     spec: { ...entry.spec, width: 1, seed: 1 },
     weights: { source: 'published', id: entry.id, cacheDir },
     preprocessing: entry.preprocessing,
-    backend: isBlank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
+    backend: backendFromProps(p),
     classNames: [...entry.classNames],
   });
 }
@@ -94,7 +107,34 @@ function graphConfig(p: ModelProps, baseDir: string): ModelConfig {
   return normalizeModelConfig({
     spec: { classes: names.length },
     weights,
-    backend: isBlank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
+    backend: backendFromProps(p),
+    classNames: names,
+  });
+}
+
+/**
+ * An ONNX model runs as it is: the network fields do not apply (the editor disables them). Its
+ * classes and preprocessing are declared here (ImageNet's by default, as PyTorch exports expect)
+ * unless the file is one of this package's exports, whose metadata brings its own.
+ */
+function onnxConfig(p: ModelProps, baseDir: string): ModelConfig {
+  const names = classListFromProps(p);
+  const where = String(p.onnxModel ?? '').trim();
+  if (!where) throw new Error('ONNX model: set its .onnx file or its URL');
+  const layout = isBlank(p.onnxLayout) ? 'auto' : String(p.onnxLayout);
+  if (!['auto', 'nchw', 'nhwc'].includes(layout)) throw new Error(`unknown ONNX input layout "${layout}": expected auto, nchw or nhwc`);
+  const outputKind = isBlank(p.onnxOutputKind) ? 'logits' : String(p.onnxOutputKind);
+  if (outputKind !== 'logits' && outputKind !== 'probs') throw new Error(`unknown ONNX output kind "${outputKind}": expected logits or probs`);
+  const output = String(p.onnxOutput ?? '').trim() || undefined;
+  const common = { output, layout: layout as 'auto' | 'nchw' | 'nhwc', outputKind: outputKind as 'logits' | 'probs' };
+  const weights: WeightsSource = /^https?:\/\//i.test(where)
+    ? { source: 'onnx', url: where, ...common }
+    : { source: 'onnx', path: path.resolve(baseDir, where), ...common };
+  return normalizeModelConfig({
+    spec: { classes: names.length },
+    weights,
+    preprocessing: isBlank(p.preprocessing) ? 'imagenet' : (p.preprocessing as Preprocessing),
+    backend: backendFromProps(p),
     classNames: names,
   });
 }
@@ -108,6 +148,7 @@ export function presetOf(names: readonly string[]): ClassPresetName | undefined 
 export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): ModelConfig {
   if (p.weightsSource === 'published') return publishedConfig(p, baseDir);
   if (p.weightsSource === 'tfjs-graph') return graphConfig(p, baseDir);
+  if (p.weightsSource === 'onnx') return onnxConfig(p, baseDir);
   const names = classListFromProps(p);
   const spec: Partial<ModelSpec> = {
     variant: (isBlank(p.variant) ? MODEL_DEFAULTS.variant : p.variant) as Variant,
@@ -131,12 +172,12 @@ export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): Mo
     const layout = isBlank(p.checkpointLayout) || p.checkpointLayout === 'auto' ? 'auto' : String(p.checkpointLayout);
     if (layout !== 'auto' && !LAYOUT_NAMES.includes(layout as LayoutName)) throw new Error(`unknown checkpoint layout "${layout}": expected auto or ${LAYOUT_NAMES.join(', ')}`);
     weights = { source: 'checkpoint', path: path.resolve(baseDir, p.checkpointPath), layout, outputStride: spec.outputStride };
-  } else throw new Error(`unknown weights source "${src}": expected random, dir, url, published, checkpoint or tfjs-graph`);
+  } else throw new Error(`unknown weights source "${src}": expected random, dir, url, published, checkpoint, tfjs-graph or onnx`);
   return normalizeModelConfig({
     spec,
     weights,
     preprocessing: isBlank(p.preprocessing) ? undefined : (p.preprocessing as Preprocessing),
-    backend: isBlank(p.backend) ? MODEL_DEFAULTS.backend : String(p.backend),
+    backend: backendFromProps(p),
     classNames: names,
   });
 }

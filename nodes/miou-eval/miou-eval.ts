@@ -3,11 +3,14 @@
  * per-image figures on output 1, running / final reports (with a heatmap and a table) on output 2.
  */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, LabelMap, describeValue, isLabelMap, isScoreMap } from '../../lib/contract';
-import { decodeLabelImage } from '../../lib/data/labels';
+import { ContractError, LabelMap, ScoreMap, describeValue, expectLabelMap, expectScoreMap, isLabelMap, isScoreMap } from '../../lib/contract';
+import { DEFAULT_MAX_PIXELS } from '../../lib/data/image';
+import { decodeLabelImage, isPng } from '../../lib/data/labels';
 import { CLASS_PRESETS, classColors, classNames, isClassPresetName } from '../../lib/data/palette';
 import { ConfusionMatrix, MEAN_IOU_RULES, MeanIoURule, confusionHeatmapPng, imageFigures, reportTable } from '../../lib/metrics';
+import { upsample } from '../../lib/compute/client';
 import { argmaxScoreMap } from '../../lib/ops/score-map';
+import { checkMemory, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
 import { getProp, Msg, onInput, Send, setStatus } from '../_shared/node-kit';
 import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
@@ -21,6 +24,8 @@ interface EvalProps {
   meanRule?: string;
   reportEvery?: string | number;
   heatmap?: boolean | string;
+  /** MB; blank: DEEPLAB_MEMORY_BUDGET_MB or 512. */
+  memoryBudget?: string | number;
 }
 
 const COMMANDS = ['reset', 'report'] as const;
@@ -44,8 +49,10 @@ export = function register(RED: NodeAPI): void {
     let rule: MeanIoURule = 'voc';
     let ignoreIndex = 255;
     let reportEvery = 0;
+    let budget = 0;
     let configError: string | undefined;
     try {
+      budget = memoryBudgetBytes(def.memoryBudget);
       const labels: string = stringProp<string>(def.labels, 'voc21');
       let presetNames: readonly string[] = CLASS_PRESETS.voc21.names;
       if (labels === 'custom') {
@@ -96,10 +103,11 @@ export = function register(RED: NodeAPI): void {
       // The end-of-run message may carry a summary instead of a prediction.
       const hasPrediction = !msg.complete || isLabelMap(payload) || isScoreMap(payload);
       if (hasPrediction) {
-        const pred = toPrediction(payload, `msg.${property}`, ignoreIndex);
+        const prediction = readPrediction(payload, `msg.${property}`);
         const gtValue = getProp(RED, msg, gtProperty);
         if (gtValue === undefined) throw new ContractError(`msg.${gtProperty} is missing: expected the ground truth (a LabelMap, or a palette / grayscale PNG Buffer of class ids)`);
-        const gt = await toGroundTruth(gtValue, `msg.${gtProperty}`, ignoreIndex);
+        const gt = await toGroundTruth(gtValue, `msg.${gtProperty}`, ignoreIndex, budget);
+        const pred = await toPrediction(prediction, gt, ignoreIndex, budget);
         const per = matrix.add(pred, gt);
         const image = imageFigures(per, matrix.classes, names);
         const running = matrix.report(names, rule);
@@ -142,17 +150,47 @@ function commandOf(msg: Msg, payload: unknown): Command | undefined {
   return undefined;
 }
 
-function toPrediction(v: unknown, what: string, ignoreIndex: number): LabelMap {
-  if (isLabelMap(v)) return v;
-  if (isScoreMap(v)) return argmaxScoreMap(v, ignoreIndex);
-  throw new ContractError(`${what}: expected the prediction as a LabelMap {width, height, data: Uint8Array, ignoreIndex} or a ScoreMap (argmax taken), got ${describeValue(v)}`);
+/** The prediction as it came: a LabelMap or a ScoreMap (any accepted form), checked. */
+function readPrediction(v: unknown, what: string): LabelMap | ScoreMap {
+  if (isLabelMap(v)) return expectLabelMap(v, what);
+  if (isScoreMap(v)) return expectScoreMap(v, what);
+  throw new ContractError(`${what}: expected the prediction as a LabelMap {width, height, data: Buffer or Uint8Array, ignoreIndex} or a ScoreMap (argmax taken), got ${describeValue(v)}`);
 }
 
-async function toGroundTruth(v: unknown, what: string, ignoreIndex: number): Promise<LabelMap> {
-  if (isLabelMap(v)) return v;
+/**
+ * Labels to count against the ground truth. A ScoreMap coarser than it (stride > 1: logits, or a
+ * map a memory budget capped) is interpolated to the ground truth's size pixel by pixel (corners
+ * aligned, as upsample by default) before the argmax, in a compute worker (12 M pixels of a
+ * 4000x3000 mask are too many for the event loop); any other size mismatch is refused by the matrix.
+ */
+async function toPrediction(p: LabelMap | ScoreMap, gt: LabelMap, ignoreIndex: number, budget: number): Promise<LabelMap> {
+  if (!('classes' in p)) return p;
+  const coarser = (p.stride ?? 1) > 1 && (p.width !== gt.width || p.height !== gt.height);
+  const { width, height } = coarser ? gt : p;
+  checkMemory(width * height + (coarser ? p.width * p.height * p.classes * 4 : 0), budget, `the argmax at ${width}x${height}`);
+  if (!coarser) return argmaxScoreMap(p, ignoreIndex);
+  const { labels } = await upsample(p, width, height, true, 'labels');
+  return { ...labels!, ignoreIndex };
+}
+
+/**
+ * Bytes per ground-truth pixel while a mask decodes: up to 8 bytes of samples (16-bit RGBA), the
+ * inflated rows and the labels.
+ */
+const GROUND_TRUTH_BYTES_PER_PIXEL = 18;
+
+async function toGroundTruth(v: unknown, what: string, ignoreIndex: number, budget: number): Promise<LabelMap> {
+  if (isLabelMap(v)) return expectLabelMap(v, what);
   if (Buffer.isBuffer(v)) {
+    // A PNG says its size in its header: refuse before inflating anything.
+    if (isPng(v) && v.length >= 24) {
+      const w = v.readUInt32BE(16);
+      const h = v.readUInt32BE(20);
+      checkMemory(w * h * GROUND_TRUTH_BYTES_PER_PIXEL, budget, `${what}: decoding a ${w}x${h} mask`);
+    }
+    const maxPixels = Math.min(DEFAULT_MAX_PIXELS, Math.floor(budget / GROUND_TRUTH_BYTES_PER_PIXEL));
     try {
-      return await decodeLabelImage(v, { ignoreIndex });
+      return await decodeLabelImage(v, { ignoreIndex, maxPixels });
     } catch (err) {
       throw new ContractError(`${what}: ${(err as Error).message}`);
     }

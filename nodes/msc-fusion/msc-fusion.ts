@@ -1,11 +1,12 @@
 /** msc-fusion: the score maps of one image (scales, flipped copies) fused into one ScoreMap. */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, ScoreMap, isRawImage } from '../../lib/contract';
+import { ContractError, ScoreMap, toWireScoreMap } from '../../lib/contract';
 import {
-  FUSION_BASES, FUSION_INLINE_LIMIT, FUSION_METHODS, FusionBase, FusionMethod, FusionOptions, fuseScoreMaps, fusionWork, validateFusionInput,
+  FUSION_BASES, FUSION_INLINE_LIMIT, FUSION_METHODS, FusionBase, FusionMethod, FusionOptions, fuseScoreMaps, fusionWork, planFusion, validateFusionInput,
 } from '../../lib/fusion';
 import { fuse } from '../../lib/compute/client';
-import { getProp, Msg, onInput, setProp, setStatus } from '../_shared/node-kit';
+import { formatBytes, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
+import { getProp, Msg, onInput, readImage, setProp, setStatus } from '../_shared/node-kit';
 import { boolProp, pathProp, stringProp } from '../_shared/props';
 
 interface FusionProps {
@@ -14,6 +15,8 @@ interface FusionProps {
   alignCorners?: boolean | string;
   property?: string;
   imageProperty?: string;
+  /** MB; blank: DEEPLAB_MEMORY_BUDGET_MB or 512. */
+  memoryBudget?: string | number;
 }
 
 export = function register(RED: NodeAPI): void {
@@ -28,10 +31,12 @@ export = function register(RED: NodeAPI): void {
     const alignCorners = boolProp(def.alignCorners, true);
     let method: FusionMethod = 'mean-probs';
     let base: FusionBase = 'scale1';
+    let budget = 0;
     let configError: string | undefined;
     try {
       method = stringProp<FusionMethod>(def.method, 'mean-probs', FUSION_METHODS);
       base = stringProp<FusionBase>(def.base, 'scale1', FUSION_BASES);
+      budget = memoryBudgetBytes(def.memoryBudget);
       setStatus(node, 'idle', `${method}, ready`);
     } catch (err) {
       configError = `msc-fusion configuration: ${(err as Error).message}`;
@@ -46,10 +51,14 @@ export = function register(RED: NodeAPI): void {
       const options: FusionOptions = { method, base, alignCorners };
       if (base === 'image') {
         const img = getProp(RED, msg, imageProperty);
-        if (!isRawImage(img)) throw new ContractError(`fusion to the image size needs msg.${imageProperty} as a RawImage {width, height, channels: 3, data}; got ${img === undefined ? 'nothing' : typeof img}`);
-        options.width = img.width;
-        options.height = img.height;
+        if (img === undefined) throw new ContractError(`fusion to the image size needs msg.${imageProperty} as a RawImage {width, height, channels: 3, data}; got nothing: keep the image from deeplab-infer on the message`);
+        const { width, height } = readImage(RED, msg, imageProperty);
+        options.width = width;
+        options.height = height;
       }
+      // Before anything is allocated: the output size that fits the budget, or a refusal.
+      const plan = planFusion(maps, options, budget);
+      options.target = plan.target;
       const t0 = Date.now();
       let fused: ScoreMap;
       if (fusionWork(maps, options) <= FUSION_INLINE_LIMIT) {
@@ -58,8 +67,11 @@ export = function register(RED: NodeAPI): void {
         setStatus(node, 'busy', `fusing ${maps.length} maps`);
         fused = await fuse(maps, options);
       }
-      setProp(RED, msg, property, fused);
-      setStatus(node, 'ok', `${maps.length} map${maps.length > 1 ? 's' : ''} -> ${fused.width}x${fused.height} · ${method} · ${Date.now() - t0} ms`);
+      setProp(RED, msg, property, toWireScoreMap(fused));
+      const ms = Date.now() - t0;
+      const n = `${maps.length} map${maps.length > 1 ? 's' : ''}`;
+      if (plan.cappedFrom) setStatus(node, 'warn', `${n} -> ${fused.width}x${fused.height} (capped: budget ${formatBytes(budget)}) · ${ms} ms`);
+      else setStatus(node, 'ok', `${n} -> ${fused.width}x${fused.height} · ${method} · ${ms} ms`);
       send(msg);
     });
   }

@@ -1,11 +1,12 @@
 /** seg-render: labels (or scores, argmax taken) to a colour mask / overlay / side-by-side picture with a legend. */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, expectRawImage, isLabelMap, isScoreMap, LabelMap, describeValue } from '../../lib/contract';
+import { ContractError, expectLabelMap, expectScoreMap, isLabelMap, isScoreMap, LabelMap, describeValue } from '../../lib/contract';
 import { argmaxScoreMap } from '../../lib/ops/score-map';
-import { DEFAULT_RENDER, RENDER_MODES, RenderMode, renderSegmentation } from '../../lib/render/render';
+import { DEFAULT_RENDER, RENDER_MODES, RenderMode, renderMemory, renderSegmentation } from '../../lib/render/render';
+import { checkMemory, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import { modelNodeOf } from '../_shared/model-node';
-import { getProp, Msg, onInput, readConfig, requireConfig, setProp, setStatus } from '../_shared/node-kit';
+import { getProp, Msg, onInput, readConfig, readImage, requireConfig, setProp, setStatus } from '../_shared/node-kit';
 import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface RenderProps {
@@ -18,6 +19,8 @@ interface RenderProps {
   property?: string;
   imageProperty?: string;
   output?: string;
+  /** MB; blank: DEEPLAB_MEMORY_BUDGET_MB or 512. */
+  memoryBudget?: string | number;
 }
 
 export = function register(RED: NodeAPI): void {
@@ -34,25 +37,24 @@ export = function register(RED: NodeAPI): void {
       format: stringProp(def.format, 'png', ['png', 'jpeg'] as const),
       quality: numberProp(def.quality, DEFAULT_RENDER.quality, 'quality'),
       model: modelNodeOf(RED, def.model),
+      budget: memoryBudgetBytes(def.memoryBudget),
     }));
     if (opts) setStatus(node, 'idle', 'ready');
 
     onInput(node, async (msg: Msg, send) => {
-      const { property, output, imageProperty, mode, opacity, legend, format, quality, model: cfg } = requireConfig(opts);
+      const { property, output, imageProperty, mode, opacity, legend, format, quality, model: cfg, budget } = requireConfig(opts);
       const value = getProp(RED, msg, property);
-      let labels: LabelMap;
-      let classes: number;
-      if (isLabelMap(value)) {
-        labels = value;
-        classes = 0;
-      } else if (isScoreMap(value)) {
-        labels = argmaxScoreMap(value);
-        classes = value.classes;
-      } else {
-        throw new ContractError(`msg.${property}: expected a LabelMap or a ScoreMap, got ${describeValue(value)}`);
-      }
-      const img = getProp(RED, msg, imageProperty);
-      const image = img === undefined ? undefined : expectRawImage(img, `msg.${imageProperty}`);
+      const isLabels = isLabelMap(value);
+      if (!isLabels && !isScoreMap(value)) throw new ContractError(`msg.${property}: expected a LabelMap or a ScoreMap, got ${describeValue(value)}`);
+      const image = getProp(RED, msg, imageProperty) === undefined ? undefined : readImage(RED, msg, imageProperty);
+      const map = isLabels ? undefined : expectScoreMap(value, `msg.${property}`);
+      const given = map ? undefined : expectLabelMap(value, `msg.${property}`);
+      const size = map ?? given!;
+      // Before anything is allocated: the picture's memory (and the argmax of a score map).
+      checkMemory(renderMemory(size, image, mode) + (map ? map.width * map.height : 0), budget,
+        `rendering ${image ? `${image.width}x${image.height}` : `${size.width}x${size.height}`} (${mode})`);
+      const labels: LabelMap = map ? argmaxScoreMap(map) : given!;
+      let classes = map ? map.classes : 0;
       const names = cfg?.classNames.length ? cfg.classNames : Array.isArray(msg.classNames) ? (msg.classNames as string[]) : [...CLASS_PRESETS.voc21.names];
       const colors = cfg?.classColors.length ? cfg.classColors : undefined;
       if (!classes) classes = Math.max(names.length, 1);

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { initBackend, polyfillNodeUtil, resolvePreference } from '../../lib/engine/backend';
+import { initBackend, polyfillNodeUtil, resolvePreference, tfjsPreferenceOf } from '../../lib/engine/backend';
 
 describe('lib/engine: backend choice', () => {
   const saved = process.env.DEEPLAB_BACKEND;
@@ -8,15 +8,27 @@ describe('lib/engine: backend choice', () => {
     else process.env.DEEPLAB_BACKEND = saved;
   });
 
-  it('takes the argument, else DEEPLAB_BACKEND, else auto', () => {
+  it('takes the argument, else DEEPLAB_BACKEND (also for auto: it sets what auto means), else auto', () => {
     delete process.env.DEEPLAB_BACKEND;
     assert.equal(resolvePreference(), 'auto');
     assert.equal(resolvePreference('default'), 'auto');
+    assert.equal(resolvePreference('auto'), 'auto');
     process.env.DEEPLAB_BACKEND = 'cpu';
     assert.equal(resolvePreference(), 'cpu');
+    assert.equal(resolvePreference('auto'), 'cpu');
     assert.equal(resolvePreference('wasm'), 'wasm');
     assert.equal(resolvePreference('tfjs-node'), 'tensorflow');
-    assert.throws(() => resolvePreference('webgl'), /unknown backend "webgl"/);
+    process.env.DEEPLAB_BACKEND = 'onnxruntime';
+    assert.equal(resolvePreference('auto'), 'onnxruntime');
+    assert.equal(resolvePreference('ort'), 'onnxruntime');
+    assert.equal(resolvePreference('onnxruntime-cuda'), 'onnxruntime-cuda');
+    assert.throws(() => resolvePreference('webgl'), /unknown backend "webgl": expected one of auto, tensorflow, wasm, cpu, onnxruntime, onnxruntime-cuda, onnxruntime-cpu/);
+  });
+
+  it('a worker serving ONNX Runtime runs tfjs auto for the pre- and post-processing', () => {
+    assert.equal(tfjsPreferenceOf('onnxruntime'), 'auto');
+    assert.equal(tfjsPreferenceOf('onnxruntime-cpu'), 'auto');
+    assert.equal(tfjsPreferenceOf('wasm'), 'wasm');
   });
 
   it('auto picks the native backend when installed, else wasm (never cpu while wasm loads)', async () => {

@@ -209,7 +209,7 @@ describe('lib/crf: dense CRF mean-field inference', () => {
       const small = { ...map, width: 15, height: 40 };
       assert.throws(() => denseCrf(small, image, SMALL), /15x40 but msg.image is 30x20: upsample/);
       assert.throws(() => denseCrf(map, undefined as never, SMALL), /msg.image is missing/);
-      assert.throws(() => denseCrf(map, { ...image, data: image.data.subarray(10) }, SMALL), /expected a RawImage/);
+      assert.throws(() => denseCrf(map, { ...image, data: image.data.subarray(10) }, SMALL), /RawImage data must be 30x20x3 = 1800 bytes .*got a Uint8Array of length 1790/);
       const bad = { ...map, data: Float32Array.from(map.data) };
       bad.data[4 * 7 + 2] = NaN;
       assert.throws(() => denseCrf(bad, image, SMALL), /holds NaN at pixel \(7, 0\), class 2/);
@@ -246,7 +246,7 @@ describe('lib/crf: dense CRF mean-field inference', () => {
     });
 
     it('rejects bad input with the contract message and keeps working', async () => {
-      await assert.rejects(crf({ map: { ...bigMap, width: 10 }, image: big.image, params: SMALL }, pool), /expected a ScoreMap/);
+      await assert.rejects(crf({ map: { ...bigMap, width: 10 }, image: big.image, params: SMALL }, pool), /ScoreMap data must hold 10x/);
       const r = await pool.run('crf.run', { map: bigMap, image: big.image, params: SMALL, labels: false });
       assert.equal(r.labels, undefined);
     });

@@ -104,13 +104,13 @@ describe('lib/weights: TF.js graph models', function () {
     const g = await loadGraphSegmenter(path.join(f.dir, 'model.json'));
     try {
       const held = tf.memory().numTensors;
-      const maps = predictPlan(g, img, planInference(img.width, img.height, g.planStride, { resize: 'none', flip: true }));
+      const maps = await predictPlan(g, img, planInference(img.width, img.height, g.planStride, { resize: 'none', flip: true }));
       assert.equal(tf.memory().numTensors, held);
       assert.deepEqual(maps.map((m) => m.flipped), [false, true]);
       checkMap(maps[0], f, img);
       checkMap(maps[1], f, mirror(img));
       // 'valid': resized to k * 2 + 1 sides, every cell on an input pixel.
-      const [valid] = predictPlan(g, testImage(40, 30), planInference(40, 30, g.planStride, { resize: 'valid', size: 33 }));
+      const [valid] = await predictPlan(g, testImage(40, 30), planInference(40, 30, g.planStride, { resize: 'valid', size: 33 }));
       assert.deepEqual([valid.width, valid.height], [17, 13]);
     } finally {
       g.dispose();
@@ -121,7 +121,7 @@ describe('lib/weights: TF.js graph models', function () {
     for (const url of [`${base}/deeplab/?tfjs-format=file`, `${base}/deeplab/model.json?tfjs-format=file`]) {
       const g = await loadGraphSegmenter(url);
       try {
-        const [map] = predictPlan(g, img, planInference(img.width, img.height, g.planStride, { resize: 'none' }));
+        const [map] = await predictPlan(g, img, planInference(img.width, img.height, g.planStride, { resize: 'none' }));
         checkMap(map, f, img);
       } finally {
         g.dispose();

@@ -4,10 +4,13 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { catchNode, helper, messages, nextMessage, statusLog } from '../helpers/red';
-import { backendName, engineMemory } from '../../lib/compute/client';
+import { engineMemory } from '../../lib/compute/client';
 import { getModelCache } from '../../lib/compute/model-cache';
 import { getPool } from '../../lib/compute/pool';
-import { isLabelMap, isScoreMap, LabelMap, RawImage, ScoreMap } from '../../lib/contract';
+import { isLabelMap, isScoreMap, LabelMap, RawImage, ScoreMap, scoreValues } from '../../lib/contract';
+import { CLASS_PRESETS } from '../../lib/data/palette';
+import { resolvePreference } from '../../lib/engine/backend';
+import { normalizeModelConfig } from '../../lib/models/config';
 
 const modelNode = require('../../nodes/deeplab-model/deeplab-model');
 const inferNode = require('../../nodes/deeplab-infer/deeplab-infer');
@@ -57,8 +60,9 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     const m2 = await got2;
     const probs = m2.payload as ScoreMap;
     assert.deepEqual([probs.width, probs.height, probs.kind], [160, 120, 'probs']);
+    assert.ok(Buffer.isBuffer(logits.data) && Buffer.isBuffer(probs.data) && Buffer.isBuffer(image.data), 'bulk data travels as Buffers');
     let sum = 0;
-    for (let c = 0; c < 21; c++) sum += probs.data[c];
+    for (let c = 0; c < 21; c++) sum += scoreValues(probs)![c];
     assert.ok(Math.abs(sum - 1) < 1e-5);
     assert.ok(isLabelMap(m2.labels));
     const m3 = await got3;
@@ -98,7 +102,7 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     ['not an image', async () => Buffer.from('hello world, not an image'), /not an image sharp can read/],
     ['a truncated JPEG', async () => (await photo(64, 64, 3, 'jpeg')).subarray(0, 400), /corrupt or truncated/],
     ['a number', async () => 42, /expected an encoded image Buffer/],
-    ['a RawImage with the wrong data length', async () => ({ width: 4, height: 4, channels: 3, data: new Uint8Array(5) }), /expected an encoded image Buffer/],
+    ['a RawImage with the wrong data length', async () => ({ width: 4, height: 4, channels: 3, data: new Uint8Array(5) }), /RawImage data must be 4x4x3 = 48 bytes/],
     ['an empty Buffer', async () => Buffer.alloc(0), /expected an encoded image Buffer/],
   ];
   for (const [what, make, re] of badInputs) {
@@ -129,7 +133,7 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     helper.getNode('up').receive({ payload: [1, 2] });
     helper.getNode('render').receive({ payload: 'labels?' });
     const errs = (await caught).map((m) => (m.error as { message: string }).message);
-    assert.match(errs[0], /expected a ScoreMap/);
+    assert.match(errs[0], /ScoreMap data must hold 2x2x3 = 12 float32 scores \(a Float32Array of that length, or 48 bytes\), got a Float32Array of length 5/);
     assert.match(errs[1], /fuse them with msc-fusion/);
     assert.match(errs[2], /expected a LabelMap or a ScoreMap/);
   });
@@ -161,8 +165,14 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     helper.getNode('bare').receive({ payload: await photo(50, 40) });
     const m = await got;
     assert.equal((m.payload as ScoreMap).classes, 21);
-    const backend = await backendName();
-    assert.ok(log.some((s) => s.text?.includes(backend)), JSON.stringify(log));
+    // The engine of the default model (the same cache entry): "onnxruntime (cpu)" or the tfjs backend's name.
+    const same = getModelCache().acquire(normalizeModelConfig({ spec: { variant: 'v3plus', classes: 21 }, classNames: [...CLASS_PRESETS.voc21.names] }));
+    const engine = (await same.ready()).backend;
+    await same.release();
+    assert.ok(log.some((s) => s.text?.includes(`ready · ${engine}`)), JSON.stringify(log));
+    const forced = resolvePreference();
+    if (forced === 'wasm') assert.equal(engine, 'wasm');
+    if (forced.startsWith('onnxruntime')) assert.match(engine, /^onnxruntime \(/);
   });
 
   it('bare upsample and seg-render work with their defaults', async () => {
@@ -179,7 +189,7 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     const up = (await g1).payload as ScoreMap;
     assert.deepEqual([up.width, up.height, up.kind], [5, 5, 'probs']);
     // Align corners: the corner pixels keep the corner cells' probabilities.
-    assert.ok(Math.abs(up.data[1] - 1 / (1 + Math.exp(-1))) < 1e-6);
+    assert.ok(Math.abs(scoreValues(up)![1] - 1 / (1 + Math.exp(-1))) < 1e-6);
     const png = (await g2).payload as Buffer;
     assert.equal((await sharp(png).metadata()).format, 'png');
   });
@@ -218,8 +228,9 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
       helper.getNode('inf').receive({ payload: img });
       const map = (await got).payload as ScoreMap;
       assert.deepEqual([map.width, map.height], [want.width, want.height]);
+      const values = scoreValues(map)!;
       let diff = 0;
-      for (let i = 0; i < map.data.length; i++) diff = Math.max(diff, Math.abs(map.data[i] - want.data[i]));
+      for (let i = 0; i < values.length; i++) diff = Math.max(diff, Math.abs(values[i] - want.data[i]));
       assert.ok(diff < 1e-5, `max difference ${diff}`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

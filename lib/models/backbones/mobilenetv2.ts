@@ -4,8 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConvBN, Ctx, DepthwiseBN, scaled } from '../layers';
+import { OnnxGraph } from '../onnx/graph';
 import { ParamStore } from '../params';
-import { Backbone, Features } from './types';
+import { Backbone, FeatureNames, Features } from './types';
 
 // expansion t, output channels c, repeats n, first stride s
 const SETTINGS: [number, number, number, number][] = [
@@ -27,7 +28,7 @@ class InvertedResidual {
   /** Zero padding added before the expansion conv instead of before the depthwise conv (jfzhang95). */
   private readonly padFirst: number;
 
-  constructor(store: ParamStore, name: string, cin: number, cout: number, stride: number, dilation: number, t: number, padBeforeExpand: boolean) {
+  constructor(store: ParamStore, private readonly name: string, cin: number, cout: number, stride: number, dilation: number, t: number, padBeforeExpand: boolean) {
     const hidden = cin * t;
     if (t !== 1) this.expand = new ConvBN(store, `${name}.expand`, { k: 1, cin, cout: hidden }, 'relu6');
     this.padFirst = padBeforeExpand ? dilation : 0;
@@ -44,6 +45,14 @@ class InvertedResidual {
       y = this.project.apply(this.dw.apply(y, ctx), ctx);
       return this.residual ? tf.add(x, y) : y;
     });
+  }
+
+  export(g: OnnxGraph, x: string): string {
+    const p = this.padFirst;
+    let y = g.padSpatial(x, [[p, p], [p, p]], `${this.name}.pad`);
+    if (this.expand) y = this.expand.export(g, y);
+    y = this.project.export(g, this.dw.export(g, y));
+    return this.residual ? g.add(x, y, `${this.name}.add`) : y;
   }
 }
 
@@ -98,6 +107,16 @@ export class MobileNetV2 implements Backbone {
     let low = x;
     this.blocks.forEach((b, i) => {
       x = b.apply(x, ctx);
+      if (i === this.lowIndex) low = x;
+    });
+    return { low, out: x };
+  }
+
+  export(g: OnnxGraph, x: string): FeatureNames {
+    x = this.stem.export(g, x);
+    let low = x;
+    this.blocks.forEach((b, i) => {
+      x = b.export(g, x);
       if (i === this.lowIndex) low = x;
     });
     return { low, out: x };

@@ -7,9 +7,10 @@
  *   dilation (so torchvision weights load with the same arithmetic).
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConvBN, Ctx, maxPool, scaled } from '../layers';
+import { ConvBN, Ctx, exportMaxPool, maxPool, scaled } from '../layers';
+import { OnnxGraph } from '../onnx/graph';
 import { ParamStore } from '../params';
-import { Backbone, Features } from './types';
+import { Backbone, FeatureNames, Features } from './types';
 
 export type ResNetLayout = 'caffe' | 'paper' | 'torchvision';
 
@@ -34,7 +35,7 @@ class Bottleneck {
   private readonly expand: ConvBN;
   private readonly shortcut?: ConvBN;
 
-  constructor(store: ParamStore, name: string, cin: number, planes: number, stride: number, dilation: number, strideOnReduce: boolean) {
+  constructor(store: ParamStore, private readonly name: string, cin: number, planes: number, stride: number, dilation: number, strideOnReduce: boolean) {
     const cout = planes * 4;
     this.reduce = new ConvBN(store, [`${name}.conv1`, `${name}.bn1`], { k: 1, cin, cout: planes, stride: strideOnReduce ? stride : 1 });
     this.conv3 = new ConvBN(store, [`${name}.conv2`, `${name}.bn2`], { k: 3, cin: planes, cout: planes, stride: strideOnReduce ? 1 : stride, dilation });
@@ -50,6 +51,11 @@ class Bottleneck {
       const y = this.expand.apply(this.conv3.apply(this.reduce.apply(x, ctx), ctx), ctx);
       return tf.relu(tf.add(y, this.shortcut ? this.shortcut.apply(x, ctx) : x)) as tf.Tensor4D;
     });
+  }
+
+  export(g: OnnxGraph, x: string): string {
+    const y = this.expand.export(g, this.conv3.export(g, this.reduce.export(g, x)));
+    return g.relu(g.add(y, this.shortcut ? this.shortcut.export(g, x) : x, `${this.name}.add`), `${this.name}.relu`);
   }
 }
 
@@ -120,6 +126,17 @@ export class ResNet implements Backbone {
     const outs: tf.Tensor4D[] = [];
     for (const layer of this.layers) {
       for (const block of layer) x = block.apply(x, ctx);
+      outs.push(x);
+    }
+    return { low: outs[0], mid: outs[2], out: outs[3] };
+  }
+
+  export(g: OnnxGraph, x: string): FeatureNames {
+    x = this.stem.export(g, x);
+    x = exportMaxPool(g, x, 3, 2, 1, this.cfg.layout === 'caffe', 'backbone.maxpool');
+    const outs: string[] = [];
+    for (const layer of this.layers) {
+      for (const block of layer) x = block.export(g, x);
       outs.push(x);
     }
     return { low: outs[0], mid: outs[2], out: outs[3] };

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Ctx } from '../layers';
+import { OnnxGraph } from '../onnx/graph';
 
 /** What a backbone hands to the heads. */
 export interface Features {
@@ -16,4 +17,13 @@ export interface Backbone {
   readonly midChannels: number;
   readonly outChannels: number;
   apply(x: tf.Tensor4D, ctx: Ctx): Features;
+  /** The inference arithmetic of `apply` as ONNX nodes (NCHW tensors named in the graph). */
+  export(g: OnnxGraph, x: string): FeatureNames;
+}
+
+/** Features as tensor names of an ONNX graph. */
+export interface FeatureNames {
+  low: string;
+  mid?: string;
+  out: string;
 }

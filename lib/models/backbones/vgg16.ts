@@ -3,9 +3,10 @@
  * conv5 with dilation 2, so the features stay at stride 8.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Conv, Ctx, maxPool, scaled } from '../layers';
+import { Conv, Ctx, exportMaxPool, maxPool, scaled } from '../layers';
+import { OnnxGraph } from '../onnx/graph';
 import { ParamStore } from '../params';
-import { Backbone, Features } from './types';
+import { Backbone, FeatureNames, Features } from './types';
 
 const STAGES: { convs: number; channels: number }[] = [
   { convs: 2, channels: 64 },
@@ -47,6 +48,19 @@ export class Vgg16Dilated implements Backbone {
       }
       // Caffe pools in ceil mode; pools 4 and 5 keep the resolution.
       x = i < 3 ? maxPool(x, 3, 2, 1, true) : maxPool(x, 3, 1, 1);
+      if (i === 1) low = x;
+      if (i === 3) mid = x;
+    });
+    return { low, mid, out: x };
+  }
+
+  export(g: OnnxGraph, x: string): FeatureNames {
+    let low = x;
+    let mid = x;
+    this.stages.forEach((convs, i) => {
+      for (const c of convs) x = g.relu(c.export(g, x), `${c.name}.relu`);
+      const name = `backbone.pool${i + 1}`;
+      x = i < 3 ? exportMaxPool(g, x, 3, 2, 1, true, name) : exportMaxPool(g, x, 3, 1, 1, false, name);
       if (i === 1) low = x;
       if (i === 3) mid = x;
     });

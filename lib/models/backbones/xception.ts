@@ -5,13 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConvBN, Ctx, DepthwiseBN, scaled } from '../layers';
+import { OnnxGraph } from '../onnx/graph';
 import { ParamStore } from '../params';
-import { Backbone, Features } from './types';
+import { Backbone, FeatureNames, Features } from './types';
 
 class SeparableConv {
   private readonly dw: DepthwiseBN;
   private readonly pw: ConvBN;
-  constructor(store: ParamStore, name: string, cin: number, cout: number, stride: number, dilation: number, private readonly actInside: boolean) {
+  constructor(store: ParamStore, private readonly name: string, cin: number, cout: number, stride: number, dilation: number, private readonly actInside: boolean) {
     this.dw = new DepthwiseBN(store, `${name}.depthwise`, 3, cin, stride, dilation, actInside ? 'relu' : 'none');
     this.pw = new ConvBN(store, `${name}.pointwise`, { k: 1, cin, cout }, actInside ? 'relu' : 'none');
   }
@@ -21,6 +22,11 @@ class SeparableConv {
     const input = this.actInside ? x : tf.relu(x);
     return this.pw.apply(this.dw.apply(input, ctx), ctx);
   }
+
+  export(g: OnnxGraph, x: string): string {
+    const input = this.actInside ? x : g.relu(x, `${this.name}.relu`);
+    return this.pw.export(g, this.dw.export(g, input));
+  }
 }
 
 type Skip = 'conv' | 'sum' | 'none';
@@ -28,7 +34,7 @@ type Skip = 'conv' | 'sum' | 'none';
 class XceptionModule {
   private readonly convs: SeparableConv[] = [];
   private readonly shortcut?: ConvBN;
-  constructor(store: ParamStore, name: string, cin: number, depths: number[], private readonly skip: Skip, stride: number, dilation: number, actInside = false) {
+  constructor(store: ParamStore, private readonly name: string, cin: number, depths: number[], private readonly skip: Skip, stride: number, dilation: number, actInside = false) {
     let c = cin;
     depths.forEach((d, i) => {
       this.convs.push(new SeparableConv(store, `${name}.sep${i + 1}`, c, d, i === depths.length - 1 ? stride : 1, dilation, actInside));
@@ -51,6 +57,19 @@ class XceptionModule {
       else if (this.skip === 'sum') out = tf.add(r, x);
       return { out, second };
     });
+  }
+
+  export(g: OnnxGraph, x: string): { out: string; second: string } {
+    let r = x;
+    let second = x;
+    this.convs.forEach((conv, i) => {
+      r = conv.export(g, r);
+      if (i === 1) second = r;
+    });
+    let out = r;
+    if (this.skip === 'conv') out = g.add(r, this.shortcut!.export(g, x), `${this.name}.add`);
+    else if (this.skip === 'sum') out = g.add(r, x, `${this.name}.add`);
+    return { out, second };
   }
 }
 
@@ -98,6 +117,19 @@ export class Xception65 implements Backbone {
       const { out, second } = m.apply(x, ctx);
       if (i === 1) low = second;
       else second.dispose();
+      x = out;
+      if (i === 2) mid = x;
+    });
+    return { low, mid, out: x };
+  }
+
+  export(g: OnnxGraph, x: string): FeatureNames {
+    x = this.stem2.export(g, this.stem1.export(g, x));
+    let low = x;
+    let mid = x;
+    this.modules.forEach((m, i) => {
+      const { out, second } = m.export(g, x);
+      if (i === 1) low = second;
       x = out;
       if (i === 2) mid = x;
     });
