@@ -40,7 +40,10 @@ module.exports = {
     // held after a case is told apart from garbage nobody collected yet.
     if (req.url.includes('gc') && typeof global.gc === 'function') {
       global.gc();
-      out.rssAfterGc = process.memoryUsage.rss();
+      const m = process.memoryUsage();
+      out.rssAfterGc = m.rss;
+      out.mainHeap = m.heapUsed;
+      out.mainExternal = m.external;
     }
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(out));
@@ -89,12 +92,24 @@ export async function probe(red: NodeRed, reset = false): Promise<Probe> {
   return (await r.json()) as Probe;
 }
 
-/** Node-RED's RSS after a full garbage collection of its main thread (the heap of the flows). */
-export async function rssAfterGc(red: NodeRed): Promise<number> {
+export interface AfterGc {
+  /** The whole process (every thread). */
+  rss: number;
+  /** The main thread's V8 heap in use and its external memory (Buffers, typed arrays). */
+  mainHeap: number;
+  mainExternal: number;
+}
+
+/** Node-RED's memory after a full garbage collection of its main thread (the heap of the flows). */
+export async function memoryAfterGc(red: NodeRed): Promise<AfterGc> {
   const r = await fetch(`${red.url}/__probe?gc=1`);
-  const p = (await r.json()) as Probe & { rssAfterGc?: number };
+  const p = (await r.json()) as Probe & { rssAfterGc?: number; mainHeap: number; mainExternal: number };
   if (p.rssAfterGc === undefined) throw new Error('Node-RED was not started with --expose-gc');
-  return p.rssAfterGc;
+  return { rss: p.rssAfterGc, mainHeap: p.mainHeap, mainExternal: p.mainExternal };
+}
+
+export async function rssAfterGc(red: NodeRed): Promise<number> {
+  return (await memoryAfterGc(red)).rss;
 }
 
 /** The environment that lets the probe collect garbage on request. */
