@@ -195,7 +195,7 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
   });
 
   it('leaks no tensor in the worker over 100 messages through deeplab-infer', async () => {
-    await helper.load(ALL, [MODEL, { id: 'inf', type: 'deeplab-infer', model: 'm1', size: 65, queuePolicy: 'wait', wires: [['o']] }, { id: 'o', type: 'helper' }]);
+    await helper.load(ALL, [MODEL, { id: 'inf', type: 'deeplab-infer', model: 'm1', size: 65, queueSize: 100, queuePolicy: 'wait', wires: [['o']] }, { id: 'o', type: 'helper' }]);
     const img = await photo(32, 24);
     const first = nextMessage(helper.getNode('o'));
     helper.getNode('inf').receive({ payload: img });
