@@ -1,6 +1,8 @@
 /** Entry point of a compute worker thread: sets up the backend, then runs tasks by name. */
 import { parentPort, workerData } from 'worker_threads';
 import { initBackend } from '../engine/backend';
+import { releaseCrfMemory } from '../crf/dense-crf';
+import { collectGarbage, IdleCollector, idleGcDelay } from '../runtime/idle-gc';
 import { configureHost } from './model-host';
 import { ExitRequest, TaskReply, TaskRequest, TaskTable, WorkerInit } from './protocol';
 import { TASKS } from './tasks';
@@ -19,12 +21,23 @@ const ready = initBackend(init.backend);
 // Tasks run one at a time in arrival order: tfjs kernels are synchronous anyway, and a
 // strict order keeps a model's forward passes queued behind its load.
 let chain: Promise<void> = Promise.resolve();
+// What the last jobs left, and what the CRF keeps between runs, go back to the system once the
+// worker has been quiet a while.
+const idle = new IdleCollector(idleGcDelay(), () => {
+  releaseCrfMemory();
+  return collectGarbage();
+});
+let pending = 0;
 
 port.on('message', (req: TaskRequest | ExitRequest) => {
   // Messages arrive between macrotasks, never while ONNX Runtime is inside a run (terminating the
   // thread then would abort the process): exiting from here is safe at any time.
   if ('exit' in req) process.exit(0);
-  chain = chain.then(() => run(req));
+  pending++;
+  idle.cancel();
+  chain = chain.then(() => run(req)).finally(() => {
+    if (--pending === 0) idle.touch();
+  });
 });
 
 async function run(req: TaskRequest): Promise<void> {

@@ -179,11 +179,19 @@ let idleTimer: NodeJS.Timeout | undefined;
 
 function releaseWhenIdle(): void {
   if (idleTimer) clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => {
-    idleTimer = undefined;
-    releaseArena();
-    releaseSharedBuffers();
-    void closeCrfHelper();
-  }, CRF_IDLE_RELEASE_MS);
+  idleTimer = setTimeout(releaseCrfMemory, CRF_IDLE_RELEASE_MS);
   idleTimer.unref();
+}
+
+/**
+ * Lets go of what the CRF keeps between runs (the WebAssembly memory, the shared buffers, the
+ * helper thread); the next run allocates afresh. Its own idle timer calls it, and so does a
+ * compute worker that has gone quiet before collecting its garbage (lib/compute/worker-main).
+ */
+export function releaseCrfMemory(): void {
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = undefined;
+  releaseArena();
+  releaseSharedBuffers();
+  void closeCrfHelper();
 }

@@ -37,6 +37,11 @@ export const TASKS = {
     return { result: Atomics.load(c, 0) };
   },
   'model.list': (): TaskOutput<string[]> => ({ result: loadedKeys() }),
+  /** Fills `mb` MB that become garbage when the task returns; the result is the RSS while they were held. */
+  'test.garbage': (a: { mb: number }): TaskOutput<number> => {
+    const big = new Float32Array((a.mb << 20) / 4).fill(1);
+    return { result: process.memoryUsage().rss + big[0] - 1 };
+  },
 } satisfies TaskTable;
 
 /** What a test pool's workers run: the production tasks and these. */

@@ -113,7 +113,12 @@ export async function rssAfterGc(red: NodeRed): Promise<number> {
 }
 
 /** The environment that lets the probe collect garbage on request. */
-export const PROBE_ENV = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc`.trim() };
+/**
+ * Node-RED's environment in the suite: gc() exposed for the probes, and the compute workers'
+ * idle collection after 1 s instead of 35 s, so RSS after a case is read once the workers have
+ * handed back what their last jobs left (lib/runtime/idle-gc), inside settledRss's few seconds.
+ */
+export const PROBE_ENV = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc`.trim(), DEEPLAB_WORKER_IDLE_GC_MS: '1000' };
 
 export interface CaseFigures {
   name: string;

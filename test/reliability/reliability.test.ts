@@ -97,8 +97,8 @@ function maxQueue(red: NodeRed, from: number): number {
   /**
    * RSS after a case once the flows' garbage is collected (a full GC of Node-RED's main thread,
    * as the baseline was taken): memory still held then is memory kept, not garbage V8 has not
-   * got round to. The compute workers free theirs on their own: up to 20 reads 250 ms apart, the
-   * lowest one, ending early once within `slackMB` of the baseline.
+   * got round to. The compute workers collect after 1 s of quiet (PROBE_ENV): up to 20 reads 250 ms
+   * apart, the lowest one, ending early once within `slackMB` of the baseline.
    */
   const settledRss = async (slackMB: number): Promise<number> => {
     let low = Infinity;
