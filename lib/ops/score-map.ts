@@ -26,11 +26,15 @@ function sourceCoords(n: number, m: number, alignCorners: boolean): { i0: Int32A
   return { i0, i1, f };
 }
 
-/** Bilinear interpolation of every class channel to width x height. */
-export function resizeScoreMap(map: ScoreMap, width: number, height: number, alignCorners: boolean): ScoreMap {
+function checkResizeTarget(width: number, height: number): void {
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new Error(`resize target must be positive integers, got ${width}x${height}`);
   }
+}
+
+/** Bilinear interpolation of every class channel to width x height. */
+export function resizeScoreMap(map: ScoreMap, width: number, height: number, alignCorners: boolean): ScoreMap {
+  checkResizeTarget(width, height);
   const { classes: C, width: W, data: src } = map;
   const out = new Float32Array(width * height * C);
   const xs = sourceCoords(W, width, alignCorners);
@@ -128,9 +132,7 @@ export function argmaxScoreMap(map: ScoreMap, ignoreIndex = 255): LabelMap {
  * between cells of different labels interpolate all classes: a few percent of a large upsample.
  */
 export function interpolatedLabels(map: ScoreMap, width: number, height: number, alignCorners: boolean, ignoreIndex = 255): LabelMap {
-  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
-    throw new Error(`resize target must be positive integers, got ${width}x${height}`);
-  }
+  checkResizeTarget(width, height);
   const { classes: C, width: W, data: src } = map;
   if (C > 255) throw new Error(`argmax to a Uint8 LabelMap supports at most 255 classes, got ${C}`);
   const cellLabel = argmaxScoreMap(map).data;
