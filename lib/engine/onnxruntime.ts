@@ -4,8 +4,9 @@
  * each compute worker, and sessions made from bytes.
  *
  * onnxruntime-node is an optional dependency: its CPU binaries ship inside the npm package, its
- * CUDA provider is a separate download (its install script, which npm 11 does not run unless
- * approved). Without the package everything still runs on tfjs.
+ * CUDA provider is a separate download by its install script (where that download fails, npm 10
+ * and 11 drop the package unless the install is told to skip it: README, "Engines"). Without the
+ * package everything still runs on tfjs.
  *
  * Trap (measured here): terminating a worker thread, or exiting the process, while a session's
  * run is inside native code aborts the whole process ("terminate called after throwing an
