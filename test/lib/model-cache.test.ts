@@ -7,16 +7,7 @@ import { ModelCache } from '../../lib/compute/model-cache';
 import { WorkerPool, WorkerSlot } from '../../lib/compute/pool';
 import { RawImage, ScoreMap } from '../../lib/contract';
 import { TEST_TASKS, TestTasks } from '../helpers/test-tasks';
-
-function testImage(width: number, height: number, seed = 1): RawImage {
-  const data = new Uint8Array(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = (s >>> 16) & 255;
-  }
-  return { width, height, channels: 3, data };
-}
+import { testImage } from '../helpers/test-image';
 
 function mirror(img: RawImage): RawImage {
   const out = new Uint8Array(img.data.length);

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ModelCache } from '../../lib/compute/model-cache';
 import { loadModel, releaseModel } from '../../lib/compute/model-host';
 import { WorkerPool } from '../../lib/compute/pool';
-import { RawImage, ScoreMap } from '../../lib/contract';
+import { ScoreMap } from '../../lib/contract';
 import { cudaProviderInstalled, createSession } from '../../lib/engine/onnxruntime';
 import { planInference } from '../../lib/inference/plan';
 import { OrtSegNet } from '../../lib/inference/ort-net';
@@ -24,16 +24,7 @@ import { Preprocessing } from '../../lib/models/preprocess';
 import { readSavedDir, saveModel } from '../../lib/weights/format';
 import { ONNX_CACHE_FOLDER } from '../../lib/weights/onnx-cache';
 import { tfReady } from '../helpers/tf-setup';
-
-function testImage(width: number, height: number, seed = 1): RawImage {
-  const data = new Uint8Array(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = (s >>> 16) & 255;
-  }
-  return { width, height, channels: 3, data };
-}
+import { testImage } from '../helpers/test-image';
 
 interface Parity {
   rel: number;
