@@ -240,7 +240,7 @@ export = function register(RED: NodeAPI): void {
       done();
     });
   }
-  RED.nodes.registerType('dataset', DatasetNode);
+  RED.nodes.registerType('deeplab-dataset', DatasetNode);
 };
 
 function commandOf(msg: Msg): Command | undefined {

@@ -201,5 +201,5 @@ export = function register(RED: NodeAPI): void {
       controller.close(10_000).catch((err) => node.warn(`train: ${errorText(err)}`)).finally(() => done());
     });
   }
-  RED.nodes.registerType('train', TrainNode);
+  RED.nodes.registerType('deeplab-train', TrainNode);
 };

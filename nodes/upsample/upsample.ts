@@ -73,5 +73,5 @@ export = function register(RED: NodeAPI): void {
       send(msg);
     });
   }
-  RED.nodes.registerType('upsample', Upsample);
+  RED.nodes.registerType('deeplab-upsample', Upsample);
 };

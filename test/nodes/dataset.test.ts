@@ -49,7 +49,7 @@ describe('nodes/dataset', function () {
   });
 
   const dsFlow = (extra: Msg = {}) => [
-    { id: 'd', type: 'dataset', root: SHARED, dir: 'voc-samples', ...extra, wires: [['s'], ['c']] }, { id: 's', type: 'helper' }, { id: 'c', type: 'helper' },
+    { id: 'd', type: 'deeplab-dataset', root: SHARED, dir: 'voc-samples', ...extra, wires: [['s'], ['c']] }, { id: 's', type: 'helper' }, { id: 'c', type: 'helper' },
   ];
 
   it('sends the 14 VOC samples a window at a time, the next on each message back, then complete', async () => {
@@ -118,10 +118,10 @@ describe('nodes/dataset', function () {
     try {
       fs.symlinkSync(VOC, path.join(tmp, 'link'));
       await helper.load(datasetNode, [
-        { id: 'a', type: 'dataset', root: tmp, dir: '../', wires: [[], []] },
-        { id: 'b', type: 'dataset', root: tmp, dir: 'link', wires: [[], []] },
-        { id: 'n', type: 'dataset', root: tmp, dir: 'nope', wires: [[], []] },
-        { id: 'x', type: 'dataset', wires: [[], []] },
+        { id: 'a', type: 'deeplab-dataset', root: tmp, dir: '../', wires: [[], []] },
+        { id: 'b', type: 'deeplab-dataset', root: tmp, dir: 'link', wires: [[], []] },
+        { id: 'n', type: 'deeplab-dataset', root: tmp, dir: 'nope', wires: [[], []] },
+        { id: 'x', type: 'deeplab-dataset', wires: [[], []] },
       ]);
       let e = nextError(helper.getNode('a'));
       helper.getNode('a').receive({ payload: 'start' });
@@ -154,7 +154,7 @@ describe('nodes/dataset', function () {
       fs.symlinkSync(path.join(tmp, 'outside.jpg'), path.join(d, 'JPEGImages', `${IDS[1]}.jpg`));
       fs.writeFileSync(path.join(d, 'ImageSets/Segmentation/val.txt'), IDS.slice(0, 3).join('\n'));
       await helper.load(datasetNode, [
-        { id: 'd', type: 'dataset', root: path.join(tmp, 'root'), dir: 'voc', wires: [['s'], ['c']] }, { id: 's', type: 'helper' }, { id: 'c', type: 'helper' },
+        { id: 'd', type: 'deeplab-dataset', root: path.join(tmp, 'root'), dir: 'voc', wires: [['s'], ['c']] }, { id: 's', type: 'helper' }, { id: 'c', type: 'helper' },
       ]);
       const ds = helper.getNode('d');
       const samples = collect(helper.getNode('s'));
@@ -175,7 +175,7 @@ describe('nodes/dataset', function () {
 
   it('drives miou-eval end to end: feedback pacing, reset, per-image figures and the final report', async () => {
     await helper.load([datasetNode, evalNode], [
-      { id: 'd', type: 'dataset', root: SHARED, dir: 'voc-samples', limit: 5, window: 2, wires: [['s'], ['e']] },
+      { id: 'd', type: 'deeplab-dataset', root: SHARED, dir: 'voc-samples', limit: 5, window: 2, wires: [['s'], ['e']] },
       { id: 'e', type: 'miou-eval', wires: [['d', 'per'], ['rep']] },
       { id: 's', type: 'helper' }, { id: 'per', type: 'helper' }, { id: 'rep', type: 'helper' },
     ]);

@@ -31,7 +31,7 @@ function pipeline(extra: Record<string, unknown> = {}) {
   return [
     MODEL,
     { id: 'inf', type: 'deeplab-infer', model: 'm1', size: 129, wires: [['up', 'out1']], ...extra },
-    { id: 'up', type: 'upsample', result: 'both', wires: [['render', 'out2']] },
+    { id: 'up', type: 'deeplab-upsample', result: 'both', wires: [['render', 'out2']] },
     { id: 'render', type: 'seg-render', model: 'm1', wires: [['out3']] },
     { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
     { id: 'out1', type: 'helper' }, { id: 'out2', type: 'helper' }, { id: 'out3', type: 'helper' }, { id: 'caught', type: 'helper' },
@@ -177,7 +177,7 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
 
   it('bare upsample and seg-render work with their defaults', async () => {
     const flow = [
-      { id: 'u', type: 'upsample', wires: [['r', 'o1']] }, { id: 'r', type: 'seg-render', wires: [['o2']] },
+      { id: 'u', type: 'deeplab-upsample', wires: [['r', 'o1']] }, { id: 'r', type: 'seg-render', wires: [['o2']] },
       { id: 'o1', type: 'helper' }, { id: 'o2', type: 'helper' },
     ];
     await helper.load(ALL, flow);

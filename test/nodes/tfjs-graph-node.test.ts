@@ -29,7 +29,7 @@ describe('nodes: deeplab-infer on a TF.js graph model', function () {
     const flow = [
       { id: 'mg', type: 'deeplab-model', weightsSource: 'tfjs-graph', graphModel: f.dir, classPreset: 'custom', customClasses: 'background, road, tree, sky' },
       { id: 'inf', type: 'deeplab-infer', model: 'mg', resizePolicy: 'none', wires: [['up', 'logits']] },
-      { id: 'up', type: 'upsample', result: 'both', wires: [['probs']] },
+      { id: 'up', type: 'deeplab-upsample', result: 'both', wires: [['probs']] },
       { id: 'logits', type: 'helper' }, { id: 'probs', type: 'helper' },
     ];
     await helper.load(ALL, flow);

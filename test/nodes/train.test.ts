@@ -26,7 +26,7 @@ const SMALL = { synSize: 33, synClasses: 3, synTrain: 8, synVal: 2, batchSize: 2
 
 function flow(props: Record<string, unknown>, extra: Record<string, unknown>[] = []) {
   return [
-    { id: 't', type: 'train', ...SMALL, ...props, wires: [['progress'], ['events']] },
+    { id: 't', type: 'deeplab-train', ...SMALL, ...props, wires: [['progress'], ['events']] },
     { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
     { id: 'progress', type: 'helper' }, { id: 'events', type: 'helper' }, { id: 'caught', type: 'helper' },
     ...extra,
@@ -238,7 +238,7 @@ describe('nodes/train', function () {
     const settable = helper as unknown as { settings(s: Record<string, unknown>): void };
     settable.settings({ userDir });
     await helper.load([trainNode, catchNode], [
-      { id: 't', type: 'train', wires: [['progress'], ['events']] },
+      { id: 't', type: 'deeplab-train', wires: [['progress'], ['events']] },
       { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
       { id: 'progress', type: 'helper' }, { id: 'events', type: 'helper' }, { id: 'caught', type: 'helper' },
     ]);

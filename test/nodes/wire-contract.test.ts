@@ -99,8 +99,8 @@ describe('nodes: the message contract on real wires', function () {
       { id: 'm', type: 'deeplab-model', variant: 'v3plus', backbone: 'mobilenetv2', width: 0.125, classPreset: 'voc21' },
       { id: 'inf', type: 'deeplab-infer', model: 'm', property: 'image', output: 'logits', size: 65, wires: [['o-inf']] },
       { id: 'fuse', type: 'msc-fusion', base: 'image', wires: [['o-fuse']] },
-      { id: 'up', type: 'upsample', result: 'both', wires: [['o-up']] },
-      { id: 'upBytes', type: 'upsample', property: 'bytes', result: 'labels', wires: [['o-upBytes']] },
+      { id: 'up', type: 'deeplab-upsample', result: 'both', wires: [['o-up']] },
+      { id: 'upBytes', type: 'deeplab-upsample', property: 'bytes', result: 'labels', wires: [['o-upBytes']] },
       { id: 'crf', type: 'dense-crf', wires: [['o-crf']] },
       { id: 'render', type: 'seg-render', property: 'labels', wires: [['o-render']] },
       { id: 'evalL', type: 'miou-eval', property: 'labels', classes: 3, labels: 'custom', customNames: 'a, b, c', wires: [['o-evalL'], []] },
@@ -153,7 +153,7 @@ describe('nodes: the message contract on real wires', function () {
       { id: 'm', type: 'deeplab-model', variant: 'v3plus', backbone: 'mobilenetv2', width: 0.125, classPreset: 'voc21' },
       { id: 'inf', type: 'deeplab-infer', model: 'm', size: 65, scales: '0.5, 1', flip: true, wires: [['fuse', 'o-inf']] },
       { id: 'fuse', type: 'msc-fusion', wires: [['up', 'o-fuse']] },
-      { id: 'up', type: 'upsample', result: 'probs', wires: [['crf', 'o-up']] },
+      { id: 'up', type: 'deeplab-upsample', result: 'probs', wires: [['crf', 'o-up']] },
       { id: 'crf', type: 'dense-crf', result: 'probs', wires: [['render', 'o-crf']] },
       { id: 'render', type: 'seg-render', wires: [['o-render']] },
       ...['o-inf', 'o-fuse', 'o-up', 'o-crf', 'o-render'].map((id) => ({ id, type: 'helper' })),
@@ -182,7 +182,7 @@ describe('nodes: the message contract on real wires', function () {
     const data = Buffer.alloc(W * H * 3);
     for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[(y * W + x) * 3] = Math.floor((x * C) / W) * 12;
     await helper.load(ALL, [
-      { id: 'up', type: 'upsample', memoryBudget: 128, wires: [['crf', 'o-up']] },
+      { id: 'up', type: 'deeplab-upsample', memoryBudget: 128, wires: [['crf', 'o-up']] },
       { id: 'crf', type: 'dense-crf', memoryBudget: 256, wires: [['o-crf', 'o-crf2']] },
       ...['o-up', 'o-crf', 'o-crf2'].map((id) => ({ id, type: 'helper' })),
     ]);
@@ -225,7 +225,7 @@ describe('nodes: the message contract on real wires', function () {
       { id: 'm', type: 'deeplab-model', variant: 'v3plus', backbone: 'mobilenetv2', width: 0.125, classPreset: 'voc21' },
       { id: 'inf', type: 'deeplab-infer', model: 'm', wires: [['o']] },
       { id: 'render', type: 'seg-render', memoryBudget: 1, wires: [['o']] },
-      { id: 'up', type: 'upsample', result: 'labels', memoryBudget: '0.5', wires: [['o']] },
+      { id: 'up', type: 'deeplab-upsample', result: 'labels', memoryBudget: '0.5', wires: [['o']] },
       { id: 'c', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
       { id: 'o', type: 'helper' }, { id: 'caught', type: 'helper' },
     ]);

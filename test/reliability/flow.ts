@@ -48,7 +48,7 @@ export function reliabilityFlow(o: FlowOptions = {}): Record<string, unknown>[] 
       queueSize: o.queueSize ?? 2, queuePolicy: o.queuePolicy ?? 'drop-oldest', ...at(), wires: [['rel-fuse', ...tap]],
     },
     { id: 'rel-fuse', type: 'msc-fusion', z, name: '', ...at(), wires: [['rel-up', ...tap]] },
-    { id: 'rel-up', type: 'upsample', z, name: '', ...at(), wires: [['rel-crf', ...tap]] },
+    { id: 'rel-up', type: 'deeplab-upsample', z, name: '', ...at(), wires: [['rel-crf', ...tap]] },
     { id: 'rel-crf', type: 'dense-crf', z, name: '', ...at(), wires: [['rel-render', 'rel-has-gt', ...tap]] },
     { id: 'rel-render', type: 'seg-render', z, name: '', model: 'rel-model', ...at(), wires: [['rel-no-gt', ...tap]] },
     {

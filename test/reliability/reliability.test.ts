@@ -269,7 +269,7 @@ function maxQueue(red: NodeRed, from: number): number {
     const flow = [
       { id: TRAIN_TAB, type: 'tab', label: 'reliability: training', disabled: false, info: '' },
       {
-        id: 'rel-train', type: 'train', z: TRAIN_TAB, name: '', synSize: 33, synClasses: 3, synTrain: 8, synVal: 2, batchSize: 2,
+        id: 'rel-train', type: 'deeplab-train', z: TRAIN_TAB, name: '', synSize: 33, synClasses: 3, synTrain: 8, synVal: 2, batchSize: 2,
         maxIter: 1000, checkpointEvery: 1, keep: 2, evalEvery: 0, progressEvery: 1, publish: true, x: 300, y: 100, wires: [[], ['rel-train-events']],
       },
       { id: 'rel-train-start', type: 'inject', z: TRAIN_TAB, name: 'start', props: [{ p: 'payload' }], payload: 'start', payloadType: 'str', repeat: '', once: false, x: 120, y: 100, wires: [['rel-train']] },
