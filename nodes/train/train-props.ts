@@ -117,7 +117,7 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
   const source = isBlank(p.source) ? 'synthetic' : String(p.source);
   if (source !== 'synthetic' && source !== 'folder') throw new Error(`data source must be synthetic or folder, got "${source}"`);
   const demo = source === 'synthetic';
-  const seed = numberProp(p.seed, 1, 'seed');
+  const seed = intProp(p.seed, 1, 'seed');
 
   let train: DataSpec;
   let val: DataSpec | undefined;
@@ -132,10 +132,10 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     if (ctx.model && ctx.model.spec.classes !== synClasses) {
       throw new Error(`the model has ${ctx.model.spec.classes} classes but the synthetic data ${synClasses}: make them equal`);
     }
-    synSize = intProp(p.synSize, 97, 'synthetic image size');
+    synSize = intProp(p.synSize, 97, 'synthetic image size', { min: 8, max: 4096 });
     const options: SyntheticOptions = { width: synSize, height: synSize, classes: synClasses, seed };
-    train = { kind: 'synthetic', count: intProp(p.synTrain, 200, 'synthetic training images'), options };
-    const nVal = intProp(p.synVal, 20, 'synthetic validation images');
+    train = { kind: 'synthetic', count: intProp(p.synTrain, 200, 'synthetic training images', { min: 1 }), options };
+    const nVal = intProp(p.synVal, 20, 'synthetic validation images', { min: 0 });
     // The validation images come from far along the same sequence: never seen in training.
     if (nVal > 0) val = { kind: 'synthetic', count: nVal, first: 1_000_000, options };
   } else {
@@ -144,7 +144,7 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     if (!dir) throw new Error('folder data: set the data set folder');
     const layout = isBlank(p.layout) ? 'auto' : String(p.layout) as ListOptions['layout'];
     const common: ListOptions = { layout, imagesDir: String(p.imagesDir ?? '').trim() || undefined, masksDir: String(p.masksDir ?? '').trim() || undefined };
-    const limit = intProp(p.trainLimit, 0, 'training image limit');
+    const limit = intProp(p.trainLimit, 0, 'training image limit', { min: 0 });
     train = { kind: 'folder', root, dir, list: { ...common, split: String(p.trainSplit ?? '').trim() || 'train' }, limit };
     const valSplit = String(p.valSplit ?? '').trim();
     const valDir = String(p.valDir ?? '').trim();
@@ -164,42 +164,48 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
 
   const init = initialWeights(p, ctx.userDir);
   const d = demo ? DEMO : RECIPE;
+  // A blank end of the scale range is "auto": the default, moved to the other end where that one is set beyond it.
+  const scaleRange = { min: 0, minExclusive: true, max: 8 };
+  const givenMin = isBlank(p.scaleMin) ? undefined : numberProp(p.scaleMin, d.cropScale[0], 'scale min', scaleRange);
+  const givenMax = isBlank(p.scaleMax) ? undefined : numberProp(p.scaleMax, d.cropScale[1], 'scale max', scaleRange);
+  const scaleMin = givenMin ?? Math.min(d.cropScale[0], givenMax ?? Infinity);
+  const scaleMax = givenMax ?? Math.max(d.cropScale[1], givenMin ?? 0);
   const checkpointDir = path.resolve(ctx.userDir, String(p.checkpointDir ?? '').trim() || path.join('deeplab-training', ctx.nodeId.replace(/[^\w.-]/g, '_')));
   const input: TrainConfigInput = {
     model,
     init,
     train,
     val,
-    cropSize: intProp(p.cropSize, demo ? synSize : RECIPE.crop, 'crop size'),
-    scaleMin: numberProp(p.scaleMin, d.cropScale[0], 'scale min'),
-    scaleMax: numberProp(p.scaleMax, d.cropScale[1], 'scale max'),
+    cropSize: intProp(p.cropSize, demo ? synSize : RECIPE.crop, 'crop size', { min: 8, max: 4096 }),
+    scaleMin,
+    scaleMax,
     mirror: boolProp(p.mirror, true),
-    batchSize: intProp(p.batchSize, d.batchSize, 'batch size'),
-    iterSize: intProp(p.iterSize, d.iterSize, 'iter size'),
-    maxIter: intProp(p.maxIter, d.maxIter, 'iterations'),
-    lr: numberProp(p.lr, d.lr, 'learning rate'),
-    lrPower: numberProp(p.lrPower, 0.9, 'poly power'),
-    momentum: numberProp(p.momentum, 0.9, 'momentum'),
-    weightDecay: numberProp(p.weightDecay, d.weightDecay, 'weight decay'),
-    backboneLrMult: numberProp(p.backboneLrMult, 1, 'backbone lr multiplier'),
-    headLrMult: numberProp(p.headLrMult, 10, 'head lr multiplier'),
-    biasLrFactor: numberProp(p.biasLrFactor, 2, 'bias lr factor'),
+    batchSize: intProp(p.batchSize, d.batchSize, 'batch size', { min: 1 }),
+    iterSize: intProp(p.iterSize, d.iterSize, 'iter size', { min: 1 }),
+    maxIter: intProp(p.maxIter, d.maxIter, 'iterations', { min: 1 }),
+    lr: numberProp(p.lr, d.lr, 'learning rate', { min: 0, minExclusive: true }),
+    lrPower: numberProp(p.lrPower, 0.9, 'poly power', { min: 0 }),
+    momentum: numberProp(p.momentum, 0.9, 'momentum', { min: 0, max: 1, maxExclusive: true }),
+    weightDecay: numberProp(p.weightDecay, d.weightDecay, 'weight decay', { min: 0 }),
+    backboneLrMult: numberProp(p.backboneLrMult, 1, 'backbone lr multiplier', { min: 0 }),
+    headLrMult: numberProp(p.headLrMult, 10, 'head lr multiplier', { min: 0 }),
+    biasLrFactor: numberProp(p.biasLrFactor, 2, 'bias lr factor', { min: 0 }),
     // Fine-tuning from trained weights freezes BN by default, as the published recipes do (batches are tiny here).
     freezeBN: boolProp(p.freezeBN, init !== undefined),
     msc: isBlank(p.msc) ? undefined : boolProp(p.msc, false),
     seed,
     checkpointDir,
-    checkpointEvery: intProp(p.checkpointEvery, d.checkpointEvery, 'checkpoint every'),
-    keep: intProp(p.keep, 3, 'checkpoints kept'),
+    checkpointEvery: intProp(p.checkpointEvery, d.checkpointEvery, 'checkpoint every', { min: 0 }),
+    keep: intProp(p.keep, 3, 'checkpoints kept', { min: 1 }),
     publish: boolProp(p.publish, true),
-    evalEvery: intProp(p.evalEvery, d.evalEvery, 'evaluate every'),
-    evalLimit: intProp(p.evalLimit, 0, 'evaluation images'),
+    evalEvery: intProp(p.evalEvery, d.evalEvery, 'evaluate every', { min: 0 }),
+    evalLimit: intProp(p.evalLimit, 0, 'evaluation images', { min: 0 }),
     evalRule: (isBlank(p.evalRule) ? 'voc' : String(p.evalRule)) as TrainConfig['evalRule'],
-    progressEvery: intProp(p.progressEvery, d.progressEvery, 'progress every'),
+    progressEvery: intProp(p.progressEvery, d.progressEvery, 'progress every', { min: 1 }),
   };
   const config = normalizeTrainConfig(input);
   const resume = (isBlank(p.resume) ? 'auto' : String(p.resume)) as ResumeMode;
   if (!['auto', 'never', 'require'].includes(resume)) throw new Error(`resume must be auto, never or require, got "${resume}"`);
-  const crf: CrfRequest = { images: intProp(p.crfImages, 10, 'CRF images') };
+  const crf: CrfRequest = { images: intProp(p.crfImages, 10, 'CRF images', { min: 1 }) };
   return { config, resume, crf, crfAfter: boolProp(p.learnCrf, false) ? crf : undefined };
 }
