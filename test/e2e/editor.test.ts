@@ -113,6 +113,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
       await sleep(300);
       problems.push(...(await emptyFields(page, '.red-ui-tray', type)));
+      problems.push(...(await truncatedSelects(page, '.red-ui-tray', type)));
       await shot(`02-dialog-${type}`);
       // A node with a config field: open the config node's own dialog from the pencil button, add one.
       // (the pencil is disabled while "Add new..." is selected: then the + button adds one)
@@ -122,6 +123,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
         await page.waitForSelector('#node-config-dialog-ok', { state: 'visible' });
         await sleep(300);
         problems.push(...(await emptyFields(page, '.red-ui-tray:last-of-type', `${type} > config`)));
+        problems.push(...(await truncatedSelects(page, '.red-ui-tray:last-of-type', `${type} > config`)));
         await shot(`02-dialog-${type}-config`);
         await page.click('#node-config-dialog-ok');
         await page.waitForSelector('#node-config-dialog-ok', { state: 'detached' });
@@ -191,10 +193,18 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       const config = categories[type] === 'config';
       const prefix = config ? 'node-config-input' : 'node-input';
       const opened = await page.evaluate(({ type, config }) => {
+        type Found = { id: string; type: string };
         const RED = (window as unknown as {
-          RED: { nodes: { filterNodes(f: { type: string }): { id: string }[] }; editor: { edit(n: unknown): void; editConfig(name: string, type: string, id: string): void } };
+          RED: {
+            nodes: { filterNodes(f: { type: string }): Found[]; eachConfig(cb: (n: Found) => void): void };
+            editor: { edit(n: unknown): void; editConfig(name: string, type: string, id: string): void };
+          };
         }).RED;
-        const node = RED.nodes.filterNodes({ type })[0];
+        const configs: Found[] = [];
+        RED.nodes.eachConfig((n) => {
+          if (n.type === type) configs.push(n);
+        });
+        const node = config ? configs[0] : RED.nodes.filterNodes({ type })[0];
         if (!node) return false;
         if (config) RED.editor.editConfig('', type, node.id);
         else RED.editor.edit(node);
@@ -233,12 +243,13 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
             problems.push(`${what}: the validator gives no message (${JSON.stringify(state.message)})`);
             continue;
           }
-          // The message shows as the red field's tooltip.
+          // The message shows as the red field's tooltip (looked at once a field: each hover waits for the tooltip's delay).
+          if (c.invalid.indexOf(value) !== 0) continue;
           await page.hover(sel);
           const tip = page.locator('.red-ui-popover').filter({ hasText: state.message });
           const shown = await tip.first().waitFor({ state: 'visible', timeout: 5000 }).then(() => true, () => false);
           if (!shown) problems.push(`${what}: the tooltip does not show "${state.message}"`);
-          if (c.invalid.indexOf(value) === 0) await shot(`08-invalid-${String(++shotIndex).padStart(2, '0')}-${type}-${c.field}`);
+          await shot(`08-invalid-${String(++shotIndex).padStart(2, '0')}-${type}-${c.field}`);
           await page.mouse.move(5, 5);
         }
       }
@@ -397,6 +408,25 @@ async function emptyFields(page: Page, scope: string, what: string): Promise<str
   const empty = await page.$$eval(`${scope} select`, (sels) =>
     (sels as HTMLSelectElement[]).filter((s) => s.offsetParent !== null && s.options.length > 0 && s.selectedIndex < 0).map((s) => s.id));
   return empty.map((id) => `${what}: ${id} shows no value`);
+}
+
+/** Options of the visible drop-downs whose text is wider than the drop-down shows (cut off at its right edge). */
+async function truncatedSelects(page: Page, scope: string, what: string): Promise<string[]> {
+  const cut = await page.$$eval(`${scope} select`, (sels) => {
+    const ctx = document.createElement('canvas').getContext('2d');
+    const out: string[] = [];
+    if (!ctx) return ['no canvas to measure text'];
+    for (const s of sels as HTMLSelectElement[]) {
+      if (s.offsetParent === null || s.size > 1) continue;
+      const st = getComputedStyle(s);
+      ctx.font = `${st.fontStyle} ${st.fontWeight} ${st.fontSize} ${st.fontFamily}`;
+      // The room for text: the box less its padding and the arrow.
+      const room = s.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight) - 20;
+      for (const o of Array.from(s.options)) if (ctx.measureText(o.text).width > room) out.push(`${s.id} "${o.text}"`);
+    }
+    return out;
+  });
+  return cut.map((c) => `${what}: the drop-down ${c} is cut off`);
 }
 
 /** Presses Deploy (confirming the dialog an unused config node brings) and waits for the runtime to restart its flows. */

@@ -13,6 +13,7 @@ import * as vm from 'vm';
 import { FIELD_CASES } from '../helpers/editor-cases';
 import { helper } from '../helpers/red';
 import { modelConfigFromProps } from '../../nodes/deeplab-model/model-props';
+import { shortenMiddle, STATUS_MAX } from '../../nodes/_shared/node-kit';
 import { trainSetupFromProps } from '../../nodes/train/train-props';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -134,7 +135,41 @@ describe('editor validators', function () {
     });
   }
 
+  it('the shipped examples and the demo flow pass every validator (no deploy warning on import)', () => {
+    const files = [
+      ...fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => f.endsWith('.json')).map((f) => path.join(ROOT, 'examples', f)),
+      path.join(ROOT, 'demo', 'flows.json'),
+    ];
+    const problems: string[] = [];
+    for (const file of files) {
+      for (const n of JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>[]) {
+        const def = defs[String(n.type)];
+        if (!def) continue;
+        for (const [prop, d] of Object.entries(def.defaults)) {
+          const verdict = d.validate?.call(n, n[prop], {}) ?? true;
+          if (verdict !== true) problems.push(`${path.basename(file)}: ${n.type} ${n.id} ${prop} = ${JSON.stringify(n[prop])}: ${verdict}`);
+        }
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
   it('palette labels are lowercase words with spaces', () => {
     for (const [type, def] of Object.entries(defs)) assert.match(def.paletteLabel ?? '', /^[a-z]+( [a-z]+)*$/, type);
+  });
+});
+
+describe('status texts', () => {
+  it('over 60 characters: shortened in the middle, keeping the start and the end of a path', () => {
+    const short = 'ready · deeplab-v2';
+    assert.equal(shortenMiddle(short), short);
+    const exact = 'x'.repeat(STATUS_MAX);
+    assert.equal(shortenMiddle(exact), exact);
+    const text = 'config: weights from a directory: no deeplab.json in /home/user/.node-red/models/voc-resnet101-finetuned';
+    const s = shortenMiddle(text);
+    assert.ok(Array.from(s).length <= STATUS_MAX, s);
+    assert.ok(s.startsWith('config: weights from a'), s);
+    assert.ok(s.endsWith('/models/voc-resnet101-finetuned'), s);
+    assert.ok(s.includes('…'), s);
   });
 });
