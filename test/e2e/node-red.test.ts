@@ -56,7 +56,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     const bin = path.join(OUT, 'fake-bin');
     fs.mkdirSync(bin, { recursive: true });
     fs.writeFileSync(path.join(bin, 'ffmpeg'), FAKE_FFMPEG, { mode: 0o755 });
-    red = new NodeRed(userDir, await freePort(), { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, FAKE_FFMPEG_ARGS: path.join(OUT, 'ffmpeg-args.json'), FAKE_FFMPEG_JPEG: path.join(ROOT, 'examples', 'images', 'vainf_294.jpg') });
+    red = new NodeRed(userDir, await freePort(), { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, FAKE_FFMPEG_ARGS: path.join(OUT, 'ffmpeg-args.json'), FAKE_FFMPEG_JPEG: path.join(ROOT, 'sample-data', 'images', 'vainf_294.jpg') });
     await red.start();
   });
 
@@ -76,7 +76,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     // Installed as a user would: a real copy in the user directory, not a link to the checkout.
     const installed = path.join(userDir, 'node_modules', ...PKG_NAME.split('/'));
     assert.ok(!fs.lstatSync(installed).isSymbolicLink());
-    assert.ok(fs.existsSync(path.join(installed, 'examples', 'images', 'vainf_000.jpg')));
+    assert.ok(fs.existsSync(path.join(installed, 'sample-data', 'images', 'vainf_000.jpg')));
   });
 
   it('example 1: photos dropped into the watched folder get a mask and an overlay next to them', async () => {
@@ -85,7 +85,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     fs.mkdirSync(inbox, { recursive: true }); // the comment asks the user to create it first
     await red.deploy(example('01'));
     // A photo copied in by hand, and the others by the flow's own "copy the sample photos" button.
-    fs.copyFileSync(path.join(ROOT, 'examples', 'images', 'vainf_294.jpg'), path.join(inbox, 'vainf_294.jpg'));
+    fs.copyFileSync(path.join(ROOT, 'sample-data', 'images', 'vainf_294.jpg'), path.join(inbox, 'vainf_294.jpg'));
     await red.inject('ex1-samples');
     const want = SAMPLES.flatMap((s) => [`${s}-mask.png`, `${s}-overlay.png`]);
     await waitFor('8 masks and overlays', () => want.every((f) => fs.existsSync(path.join(inbox, f)) && fs.statSync(path.join(inbox, f)).size > 0), HANG_MS);
@@ -113,7 +113,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     await red.deploy(example('02'));
     const none = await fetch(`${red.url}/deeplab/camera/latest.jpg`);
     assert.equal(none.status, 404);
-    const jpeg = fs.readFileSync(path.join(ROOT, 'examples', 'images', 'vainf_060.jpg'));
+    const jpeg = fs.readFileSync(path.join(ROOT, 'sample-data', 'images', 'vainf_060.jpg'));
     const replies: { accepted: boolean; frame: number }[] = [];
     for (let i = 0; i < 8; i++) {
       const r = await fetch(`${red.url}/deeplab/frame`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg });
@@ -165,7 +165,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     // Ground truth counted independently from the mask files: every class's pixels, void skipped.
     const gt = new Array<number>(21).fill(0);
     for (const s of SAMPLES) {
-      const mask = await decodeLabelImage(fs.readFileSync(path.join(ROOT, 'examples', 'masks', `${s}.png`)));
+      const mask = await decodeLabelImage(fs.readFileSync(path.join(ROOT, 'sample-data', 'masks', `${s}.png`)));
       for (const v of mask.data) if (v !== 255) gt[v]++;
     }
     type Report = { images: number; pixels: number; meanIoU: number; pixelAccuracy: number; perClass: { id: number; gtPixels: number; predPixels: number }[]; confusion: number[][] };
