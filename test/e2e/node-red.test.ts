@@ -77,6 +77,8 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     const installed = path.join(userDir, 'node_modules', ...PKG_NAME.split('/'));
     assert.ok(!fs.lstatSync(installed).isSymbolicLink());
     assert.ok(fs.existsSync(path.join(installed, 'sample-data', 'images', 'vainf_000.jpg')));
+    // Import > Examples lists every file and folder in examples/: flows only there, the pictures elsewhere.
+    assert.deepEqual(fs.readdirSync(path.join(installed, 'examples')).filter((f) => !f.endsWith('.json')), []);
   });
 
   it('example 1: photos dropped into the watched folder get a mask and an overlay next to them', async () => {
