@@ -247,8 +247,9 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     await waitFor('the demo training to finish', () => /^done 6\/6/.test(red.lastStatus('demo-train')?.text ?? ''), HANG_MS, 500);
     const progress = (red.statuses.get('demo-train') ?? []).map((st) => st.text ?? '').filter((t) => /it \d\/6 · loss/.test(t));
     assert.ok(progress.length >= 3, `progress statuses: ${progress.join(' | ')}`);
-    const done = red.debug.slice(debugFrom).find((d) => d.name === 'training done');
-    assert.ok(done && /"reason":"finished"/.test(done.msg), 'the done event reached the debug sidebar');
+    // The done event follows the status (it waits for the last checkpoint's publication) and travels through link nodes.
+    const done = await waitFor('the done event in the debug sidebar', () => red.debug.slice(debugFrom).find((d) => d.name === 'training done'), HANG_MS, 200);
+    assert.match(done.msg, /"reason":"finished"/);
     assert.ok(fs.existsSync(path.join(userDir, 'deeplab-training', 'demo', 'published', 'weights.bin')), 'published model');
     // The stream: the newest picture over HTTP, files, and the editor status naming what was found.
     const png = await waitFor('a segmented picture', async () => {
