@@ -7,9 +7,10 @@ import * as path from 'path';
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { expectRawImage, RawImage } from '../../lib/contract';
 
-// The example flows find their sample pictures through this variable (`env.get` in function
-// nodes); where Node-RED was not started by `npm start`, it points at this package's own folder.
-if (!process.env.DEEPLAB_EXAMPLES_DIR) process.env.DEEPLAB_EXAMPLES_DIR = path.join(__dirname, '..', '..', '..', 'examples');
+// The example flows and the demo find their sample pictures through this variable (`env.get` in
+// function nodes, `${...}` in properties); unless set, it points at this package's own sample-data/
+// (kept out of examples/, where Node-RED's Import > Examples would list its folders as examples).
+if (!process.env.DEEPLAB_SAMPLES_DIR) process.env.DEEPLAB_SAMPLES_DIR = path.join(__dirname, '..', '..', '..', 'sample-data');
 
 export type Msg = NodeMessageInFlow & Record<string, unknown>;
 export type Send = (msg: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void;
