@@ -12,6 +12,7 @@ import {
 } from './mean-field';
 import { closeCrfHelper, releaseSharedBuffers, runParallel } from './parallel';
 import { releaseArena } from './arena';
+import { releaseLatticeBuilder } from './lattice-wasm';
 import { simdSupported } from './simd';
 import { SimdPart, planSimd, readQ } from './simd-mean-field';
 import { CrfParams, validateCrfParams } from './params';
@@ -192,6 +193,7 @@ export function releaseCrfMemory(): void {
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = undefined;
   releaseArena();
+  releaseLatticeBuilder();
   releaseSharedBuffers();
   void closeCrfHelper();
 }

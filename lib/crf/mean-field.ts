@@ -12,6 +12,7 @@
 import { RawImage, ScoreMap } from '../contract';
 import { exactFilter } from './exact';
 import { LatticeGeometry, LatticeScratch, buildLattice, latticeFilter, latticeScratch } from './lattice';
+import { buildLatticeWasm } from './lattice-wasm';
 
 /** Probabilities below this are raised to it before -log (p = 0 would make U infinite). */
 export const DEFAULT_PROB_FLOOR = 1e-5;
@@ -77,8 +78,13 @@ export type CrfKernel =
 /**
  * Builds the lattice and folds the symmetric normalisation D^-1/2 into its splat/slice weights
  * (D = the lattice's own response to all ones, so any global scale of the lattice cancels).
+ * The construction runs as WebAssembly (lattice-wasm.ts, the same result bit for bit) unless
+ * `wasm` is false or DEEPLAB_CRF_WASM_LATTICE=0, or the lattice's keys do not fit it.
  */
-export function latticeKernel(features: Float32Array, n: number, d: number, weight: number): CrfKernel {
+export function latticeKernel(features: Float32Array, n: number, d: number, weight: number,
+  wasm = process.env.DEEPLAB_CRF_WASM_LATTICE !== '0'): CrfKernel {
+  const built = wasm ? buildLatticeWasm(features, n, d, true) : undefined;
+  if (built) return { kind: 'lattice', weight, g: built };
   const g = buildLattice(features, n, d);
   const ones = new Float32Array(n).fill(1);
   const deg = new Float32Array(n);
