@@ -14,7 +14,7 @@ import { closeCrfHelper, releaseSharedBuffers, runParallel } from './parallel';
 import { releaseArena } from './arena';
 import { releaseLatticeBuilder } from './lattice-wasm';
 import { simdSupported } from './simd';
-import { SimdPart, planSimd, readQ } from './simd-mean-field';
+import { SimdPart, planSimd } from './simd-mean-field';
 import { CrfParams, validateCrfParams } from './params';
 
 export interface CrfOptions {
@@ -118,32 +118,35 @@ export function denseCrfSingle(map: ScoreMap, image: RawImage, params: CrfParams
   const n = W * H;
   const kernels = buildKernels(image, params, opts.filter === 'exact');
   const t1 = performance.now();
-  const prior = new Float32Array(n * C);
-  unaryPrior(map, opts.probFloor ?? DEFAULT_PROB_FLOOR, prior);
-  const Q = new Float32Array(n * C);
-  initialQ(prior, C, Q, 0, n);
-  let out: Float32Array = Q;
+  const floor = opts.probFloor ?? DEFAULT_PROB_FLOOR;
   let simd: ReturnType<typeof planSimd> | undefined;
   if (params.iterations > 0 && kernels.length > 0 && useSimd(opts)) {
     try {
-      simd = planSimd(n, C, [{ c0: 0, ct: C }], kernels, prior, Q);
+      simd = planSimd(n, C, [{ c0: 0, ct: C }], kernels, undefined, undefined, false);
     } catch {
       simd = undefined; // over WebAssembly's 4 GiB: the JavaScript kernels use ordinary memory
     }
   }
+  let out: Float32Array;
   if (simd) {
+    // everything in the SIMD kernels: unary, iterations (fused), Q out
     const part = new SimdPart(simd.plan, simd.arena.memory, 0);
-    for (let it = 0; it < params.iterations; it++) {
-      part.pairwise();
-      part.update(0, n);
-    }
-    out = readQ(simd.arena, simd.plan);
-  } else if (params.iterations > 0 && kernels.length > 0) {
-    const msg = new Float32Array(n * C);
-    const scratch = kernels.map((k) => kernelScratch(k, C));
-    for (let it = 0; it < params.iterations; it++) {
-      pairwiseMessage(kernels, scratch, Q, C, 0, C, msg);
-      updateQ(prior, C, [msg], [C], Q, 0, n);
+    part.loadUnary(simd.arena.memory, map.data, map.kind, floor);
+    for (let it = 0; it < params.iterations; it++) part.iterate();
+    out = part.readQ(simd.arena.memory);
+  } else {
+    const prior = new Float32Array(n * C);
+    unaryPrior(map, floor, prior);
+    const Q = new Float32Array(n * C);
+    initialQ(prior, C, Q, 0, n);
+    out = Q;
+    if (params.iterations > 0 && kernels.length > 0) {
+      const msg = new Float32Array(n * C);
+      const scratch = kernels.map((k) => kernelScratch(k, C));
+      for (let it = 0; it < params.iterations; it++) {
+        pairwiseMessage(kernels, scratch, Q, C, 0, C, msg);
+        updateQ(prior, C, [msg], [C], Q, 0, n);
+      }
     }
   }
   const t2 = performance.now();
