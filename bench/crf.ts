@@ -9,12 +9,15 @@
  * the same machine load; each line gives the medians and the median of the per-pair ratios
  * (ours / C++), and how far the two Q agree (mean and max |ΔQ|, labels).
  *
+ * With --baseline <dense-crf.js>, another build of this package's CRF (e.g. an earlier commit's,
+ * built into test-output/) runs in the same interleaving, for before/after figures.
+ *
  * Wall times only mean something on an otherwise idle machine: the run prints the load average.
  * Unaries are synthetic (lib/crf/synthetic.ts); the time hardly depends on them, much on the
  * image (θβ = 3 splits colours finely: lattice sizes vary 5x across the VOC samples).
  *
- * Run: node dist/bench/crf.js [--cpp test-output/densecrf-driver] [--threads 1,2] [--images 4]
- *        [--repeat 3] [--sets deeplab-v2,deeplab-v1-largefov,densecrf-example]
+ * Run: node dist/bench/crf.js [--cpp test-output/densecrf-driver] [--baseline <dense-crf.js>] [--threads 1,2]
+ *        [--images 4] [--repeat 3] [--sets deeplab-v2,deeplab-v1-largefov,densecrf-example]
  * DEEPLAB_CRF_SIMD=0 measures the JavaScript kernels instead of WebAssembly SIMD.
  */
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
@@ -171,37 +174,54 @@ interface Summary {
   label: string;
   ours: Split;
   cpp?: Split;
+  /** ours / C++, medians of the per-pair ratios. */
   ratio?: Split;
+  baseline?: Split;
+  /** baseline / C++. */
+  baseRatio?: Split;
 }
 
-async function benchCase(c: Case, set: CrfPresetName, threads: number, repeat: number, cppExe: string | undefined): Promise<Summary> {
+type DenseCrf = typeof denseCrf;
+
+async function benchCase(c: Case, set: CrfPresetName, threads: number, repeat: number, cppExe: string | undefined,
+  baseline: DenseCrf | undefined): Promise<Summary> {
   const params = CRF_PRESETS[set];
   const label = `${c.label}, ${set}, ${threads} thread${threads > 1 ? 's' : ''}`;
   const cpp = cppExe ? new CppDriver(cppExe, c, params, 'case') : undefined;
   try {
     const ours: Split[] = [];
+    const base: Split[] = [];
     const ref: Split[] = [];
     // Warm-up: JIT, module compilation, the kept WebAssembly memory, the C++ allocator.
     let last = denseCrf(c.map, c.image, params, { threads });
+    baseline?.(c.map, c.image, params, { threads });
     if (cpp) await cpp.run();
     for (let r = 0; r < repeat; r++) {
       last = denseCrf(c.map, c.image, params, { threads });
       ours.push(splitOf(last));
+      if (baseline) base.push(splitOf(baseline(c.map, c.image, params, { threads })));
       if (cpp) ref.push(await cpp.run());
     }
     const points = last.timing.latticePoints.join(' + ');
     const o = medianSplit(ours);
+    const b = baseline ? medianSplit(base) : undefined;
+    const baseText = b ? `, baseline ${fmt(b)}` : '';
     if (!cpp) {
-      console.log(`  ${label}: ${fmt(o)} (lattice points ${points})`);
-      return { label, ours: o };
+      console.log(`  ${label}: ours ${fmt(o)}${baseText} (lattice points ${points})`);
+      return { label, ours: o, baseline: b };
     }
     const k = medianSplit(ref);
-    const pairRatio = (f: (s: Split) => number) => median(ours.map((s, i) => f(s) / f(ref[i])));
-    const ratio = { lattice: pairRatio((s) => s.lattice), iterations: pairRatio((s) => s.iterations), total: pairRatio((s) => s.total) };
+    const pairRatio = (runs: Split[], f: (s: Split) => number) => median(runs.map((s, i) => f(s) / f(ref[i])));
+    const ratioOf = (runs: Split[]): Split => ({
+      lattice: pairRatio(runs, (s) => s.lattice), iterations: pairRatio(runs, (s) => s.iterations), total: pairRatio(runs, (s) => s.total),
+    });
+    const ratio = ratioOf(ours);
+    const baseRatio = b ? ratioOf(base) : undefined;
+    const rtext = (r: Split) => `lattice ${r.lattice.toFixed(2)}, iterations ${r.iterations.toFixed(2)}, total ${r.total.toFixed(2)}`;
     const agree = agreement(last.probs.data, await cpp.q(c.map.data.length), c.map.classes);
-    console.log(`  ${label}: ours ${fmt(o)}, C++ ${fmt(k)}; ours/C++ lattice ${ratio.lattice.toFixed(2)}, iterations ${ratio.iterations.toFixed(2)}, ` +
-      `total ${ratio.total.toFixed(2)}; lattice points ${points}; ${agree}`);
-    return { label, ours: o, cpp: k, ratio };
+    console.log(`  ${label}: ours ${fmt(o)}${baseText}, C++ ${fmt(k)}; ours/C++ ${rtext(ratio)}` +
+      (baseRatio ? `; baseline/C++ ${rtext(baseRatio)}` : '') + `; lattice points ${points}; ${agree}`);
+    return { label, ours: o, cpp: k, ratio, baseline: b, baseRatio };
   } finally {
     cpp?.close();
   }
@@ -214,6 +234,9 @@ async function main(): Promise<void> {
   const cppArg = arg('cpp', '');
   const cppExe = cppArg ? path.resolve(cppArg) : undefined;
   if (cppExe && !fs.existsSync(cppExe)) throw new Error(`${cppExe} does not exist: build it with sh bench/build-densecrf.sh <densecrf sources>`);
+  const baseArg = arg('baseline', '');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const baseline = baseArg ? (require(path.resolve(baseArg)) as { denseCrf: DenseCrf }).denseCrf : undefined;
   const sets = arg('sets', 'deeplab-v2,deeplab-v1-largefov,densecrf-example').split(',');
   for (const s of sets) if (!isCrfPresetName(s)) throw new Error(`unknown preset ${s}`);
   const ids = fs.readFileSync(path.join(vocDir, 'ImageSets', 'Segmentation', 'val.txt'), 'utf8').split(/\s+/).filter(Boolean);
@@ -225,12 +248,17 @@ async function main(): Promise<void> {
   const summaries: Summary[] = [];
   for (const set of sets as CrfPresetName[]) {
     console.log(`${set}: ${JSON.stringify(CRF_PRESETS[set])}`);
-    for (const t of threadsList) for (const c of cases) summaries.push(await benchCase(c, set, t, repeat, cppExe));
+    for (const t of threadsList) for (const c of cases) summaries.push(await benchCase(c, set, t, repeat, cppExe, baseline));
   }
   if (cppExe) {
     const rs = summaries.map((s) => s.ratio!);
     const range = (f: (r: Split) => number) => `${Math.min(...rs.map(f)).toFixed(2)}-${Math.max(...rs.map(f)).toFixed(2)}`;
     console.log(`ours/C++ over ${rs.length} cases: lattice ${range((r) => r.lattice)}, iterations ${range((r) => r.iterations)}, total ${range((r) => r.total)}`);
+    if (baseline) {
+      const bs = summaries.map((s) => s.baseRatio!);
+      const brange = (f: (r: Split) => number) => `${Math.min(...bs.map(f)).toFixed(2)}-${Math.max(...bs.map(f)).toFixed(2)}`;
+      console.log(`baseline/C++ over ${bs.length} cases: lattice ${brange((r) => r.lattice)}, iterations ${brange((r) => r.iterations)}, total ${brange((r) => r.total)}`);
+    }
   }
   console.log(`load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} at the end`);
   await closeCrfHelper();

@@ -33,7 +33,8 @@ const S_DA = 336; // i64 [d + 1] neighbour key offsets for remainders 1..d
 const S_DB = 400; // i64 [d + 1] ... for remainder 0
 const S_NEAR = 464; // i32 near, steps
 const S_CHAIN = 472; // i32 [d + 2] chain starts
-const SCRATCH_BYTES = 512;
+const S_SINK = 512; // i64: keeps the touching loads alive
+const SCRATCH_BYTES = 528;
 
 const GOLDEN = BigInt.asIntN(64, 0x9e3779b97f4a7c15n);
 
@@ -106,6 +107,17 @@ interface TableAccess {
 }
 
 /**
+ * Loads `key`'s home slot into the sink: touching the slots of several keys before probing any
+ * lets their cache misses overlap (the probes depend on the loads; these loads do not).
+ */
+function touch(t: TableAccess, key: number, sink: number): Bytes {
+  const slot: Bytes = t.hashed
+    ? [...get(t.table), ...get(key), ...W.i64(GOLDEN), ...W.i64mul, ...get(t.shift), ...W.i64shrU, ...W.wrap, ...W.i32(4), ...W.shl, ...W.add, ...W.i64load(0)]
+    : [...get(t.table), ...get(key), ...W.wrap, ...W.i32(2), ...W.shl, ...W.add, ...W.i32load(0), ...W.extendU];
+  return [...get(sink), ...slot, ...W.i64or, ...set(sink)];
+}
+
+/**
  * Looks `key` up: idx = its vertex index, or, when absent, a new index (insert) or -1 (find).
  * Inserting appends the key to the dense keys array and counts m up.
  */
@@ -172,11 +184,12 @@ function simplexFn(d: number, hashed: boolean): Fn {
   const sum = L.add(F64);
   const di = L.add(F64);
   const base = L.add(I64);
-  const key = L.add(I64);
   const sk = L.add(I64);
+  const sink = L.add(I64);
+  const vkey = L.many(d1, I64);
   const t: TableAccess = { hashed, table, shift, mask };
 
-  const code: Bytes = [...get(sc), ...W.i32load(S_M), ...set(m), ...W.i32(0), ...set(have)];
+  const code: Bytes = [...get(sc), ...W.i32load(S_M), ...set(m), ...W.i32(0), ...set(have), ...W.i64(0n), ...set(sink)];
   for (let i = 0; i < d; i++) {
     code.push(...get(sc), ...W.i64load(S_AMIN + 8 * i), ...set(amin[i]), ...get(sc), ...W.i64load(S_STRIDE + 8 * i), ...set(stride[i]));
   }
@@ -185,7 +198,7 @@ function simplexFn(d: number, hashed: boolean): Fn {
   body.push(...W.f64(0), ...set(sum));
   for (let i = 0; i <= d; i++) {
     body.push(
-      ...get(e[i]), ...W.f64(d1), ...W.ddiv, ...set(v),
+      ...get(e[i]), ...W.f64(1 / d1), ...W.dmul, ...set(v),
       ...get(v), ...W.dceil, ...W.f64(d1), ...W.dmul, ...set(up),
       ...get(v), ...W.dfloor, ...W.f64(d1), ...W.dmul, ...set(dn),
       ...get(up), ...get(dn), ...get(up), ...get(e[i]), ...W.dsub, ...get(e[i]), ...get(dn), ...W.dsub, ...W.dlt, ...W.select, ...tee(r[i]),
@@ -220,7 +233,7 @@ function simplexFn(d: number, hashed: boolean): Fn {
   for (let b = 0; b <= d1; b++) body.push(...get(sc), ...W.f64(0), ...W.f64store(S_BARY + 8 * b));
   for (let i = 0; i <= d; i++) {
     body.push(
-      ...get(e[i]), ...get(r[i]), ...W.dsub, ...W.f64(d1), ...W.ddiv, ...set(v),
+      ...get(e[i]), ...get(r[i]), ...W.dsub, ...W.f64(1 / d1), ...W.dmul, ...set(v),
       ...get(sc), ...W.i32(d), ...get(k[i]), ...W.sub, ...W.i32(3), ...W.shl, ...W.add, ...set(a),
       ...get(a), ...get(a), ...W.f64load(S_BARY), ...get(v), ...W.dadd, ...W.f64store(S_BARY),
       ...get(a), ...get(a), ...W.f64load(S_BARY + 8), ...get(v), ...W.dsub, ...W.f64store(S_BARY + 8),
@@ -244,7 +257,7 @@ function simplexFn(d: number, hashed: boolean): Fn {
   // packed key of vertex 0: sum_i (r_i / (d+1) - amin_i) * stride_i
   fresh.push(...W.i64(0n), ...set(base));
   for (let i = 0; i < d; i++) {
-    fresh.push(...get(r[i]), ...W.f64(d1), ...W.ddiv, ...W.i64truncF64, ...get(amin[i]), ...W.i64sub, ...get(stride[i]), ...W.i64mul, ...get(base), ...W.i64add, ...set(base));
+    fresh.push(...get(r[i]), ...W.f64(1 / d1), ...W.dmul, ...W.dnearest, ...W.i64truncF64, ...get(amin[i]), ...W.i64sub, ...get(stride[i]), ...W.i64mul, ...get(base), ...W.i64add, ...set(base));
   }
   for (let q = 0; q <= d; q++) {
     // vertex q: coordinate i is r_i + q, less d+1 where the rank exceeds d - q
@@ -252,18 +265,21 @@ function simplexFn(d: number, hashed: boolean): Fn {
     for (let i = 0; i < d && q > 0; i++) {
       fresh.push(...get(stride[i]), ...W.i64(0n), ...get(k[i]), ...W.i32(d - q), ...W.gtS, ...W.select, ...W.i64sub);
     }
-    fresh.push(...W.i64(BigInt(d1)), ...W.i64mul, ...W.i64(BigInt(q)), ...W.i64add, ...set(key));
-    fresh.push(...lookup(t, key, idx, a, sk, h, { keys, m }));
+    fresh.push(...W.i64(BigInt(d1)), ...W.i64mul, ...W.i64(BigInt(q)), ...W.i64add, ...set(vkey[q]));
+  }
+  for (let q = 0; q <= d; q++) fresh.push(...touch(t, vkey[q], sink));
+  for (let q = 0; q <= d; q++) {
+    fresh.push(...lookup(t, vkey[q], idx, a, sk, h, { keys, m }));
     fresh.push(...get(offs), ...get(o), ...W.add, ...get(idx), ...W.i32(1), ...W.add, ...W.i32store(q * 4));
   }
   body.push(...same, ...W.if, ...copy, ...W.else, ...fresh, ...W.end, ...W.i32(1), ...set(have));
   if (hashed) {
     // half full: hand back to grow the table
     body.push(...get(m), ...W.i32(1), ...W.shl, ...get(mask), ...W.gtS, ...W.if,
-      ...get(sc), ...get(m), ...W.i32store(S_M), ...get(p), ...W.i32(1), ...W.add, ...W.return, ...W.end);
+      ...get(sc), ...get(m), ...W.i32store(S_M), ...get(sc), ...get(sink), ...W.i64store(S_SINK), ...get(p), ...W.i32(1), ...W.add, ...W.return, ...W.end);
   }
   code.push(...forLoop(p, get(p0), get(n), body));
-  code.push(...get(sc), ...get(m), ...W.i32store(S_M), ...get(n));
+  code.push(...get(sc), ...get(m), ...W.i32store(S_M), ...get(sc), ...get(sink), ...W.i64store(S_SINK), ...get(n));
   return { name: hashed ? 'simplexH' : 'simplexD', params, locals: L.decl(), code, results: [I32] };
 }
 
@@ -303,10 +319,11 @@ function neighboursFn(d: number, hashed: boolean): Fn {
   const dA = L.many(d1, I64);
   const dB = L.many(d1, I64);
   const key = L.add(I64);
-  const nk = L.add(I64);
+  const nk = L.many(d1, I64);
   const sk = L.add(I64);
+  const sink = L.add(I64);
   const t: TableAccess = { hashed, table, shift, mask };
-  const code: Bytes = [];
+  const code: Bytes = [...W.i64(0n), ...set(sink)];
   for (let j = 0; j <= d; j++) {
     code.push(...get(blur), ...get(m), ...W.i32(8 * j), ...W.mul, ...W.add, ...set(bj[j]),
       ...get(sc), ...W.i64load(S_DA + 8 * j), ...set(dA[j]), ...get(sc), ...W.i64load(S_DB + 8 * j), ...set(dB[j]));
@@ -315,15 +332,16 @@ function neighboursFn(d: number, hashed: boolean): Fn {
     ...get(keys), ...get(i), ...W.i32(3), ...W.shl, ...W.add, ...W.i64load(0), ...tee(key),
     ...W.i64(BigInt(d1)), ...W.i64remU, ...W.i64eqz, ...set(zero),
   ];
+  for (let j = 0; j <= d; j++) body.push(...get(key), ...get(dB[j]), ...get(dA[j]), ...get(zero), ...W.select, ...W.i64add, ...set(nk[j]));
+  for (let j = 0; j <= d; j++) body.push(...touch(t, nk[j], sink));
   for (let j = 0; j <= d; j++) {
-    body.push(...get(key), ...get(dB[j]), ...get(dA[j]), ...get(zero), ...W.select, ...W.i64add, ...set(nk));
-    body.push(...lookup(t, nk, found, a, sk, h, null));
+    body.push(...lookup(t, nk[j], found, a, sk, h, null));
     body.push(...get(found), ...W.i32(0), ...W.geS, ...W.if,
       ...get(bj[j]), ...get(i), ...W.i32(3), ...W.shl, ...W.add, ...get(found), ...W.i32(1), ...W.add, ...W.i32store(0),
       ...get(bj[j]), ...get(found), ...W.i32(3), ...W.shl, ...W.add, ...get(i), ...W.i32(1), ...W.add, ...W.i32store(4),
       ...W.end);
   }
-  code.push(...forLoop(i, W.i32(0), get(m), body));
+  code.push(...forLoop(i, W.i32(0), get(m), body), ...get(sc), ...get(sink), ...W.i64store(S_SINK));
   return { name: hashed ? 'neighboursH' : 'neighboursD', params, locals: L.decl(), code };
 }
 
