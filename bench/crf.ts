@@ -235,7 +235,6 @@ async function main(): Promise<void> {
   const cppExe = cppArg ? path.resolve(cppArg) : undefined;
   if (cppExe && !fs.existsSync(cppExe)) throw new Error(`${cppExe} does not exist: build it with sh bench/build-densecrf.sh <densecrf sources>`);
   const baseArg = arg('baseline', '');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const baseline = baseArg ? (require(path.resolve(baseArg)) as { denseCrf: DenseCrf }).denseCrf : undefined;
   const sets = arg('sets', 'deeplab-v2,deeplab-v1-largefov,densecrf-example').split(',');
   for (const s of sets) if (!isCrfPresetName(s)) throw new Error(`unknown preset ${s}`);

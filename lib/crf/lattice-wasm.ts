@@ -591,9 +591,8 @@ function packing(d: number, emin: Float64Array, emax: Float64Array): Packing | u
   return { amin, stride, space: span * BigInt(d1) };
 }
 
-export interface WasmLattice {
-  g: LatticeGeometry;
-}
+/** How the last construction on this thread went (for tests and the benchmark). */
+export const lastBuild = { table: '' as 'direct' | 'hashed' | '', grows: 0 };
 
 /**
  * Builds the lattice of n points with d features each (as buildLattice does) and, when
@@ -640,6 +639,8 @@ export function buildLatticeWasm(features: Float32Array, n: number, d: number, n
 
   // A direct table where the key space is small against the points, else a hash table.
   const direct = pk.space <= BigInt(4 * nd1) && pk.space < 1n << 30n;
+  lastBuild.table = direct ? 'direct' : 'hashed';
+  lastBuild.grows = 0;
   let m: number;
   let tableBytes: number;
   let shift = 0n;
@@ -664,6 +665,7 @@ export function buildLatticeWasm(features: Float32Array, n: number, d: number, n
     let p = 0;
     while ((p = ex.simplexH(sc, feat, p, n, offs, wts, keys, table, shift, mask)) < n || new Int32Array(mem.buffer, sc, 1)[0] * 2 > mask) {
       grow(cap * 2);
+      lastBuild.grows++;
       ex.rehash(keys, new Int32Array(mem.buffer, sc, 1)[0], table, shift, mask);
       if (p >= n) break;
     }
