@@ -11,7 +11,7 @@ import {
   smoothnessFeatures, unaryPrior, updateQ,
 } from './mean-field';
 import { closeCrfHelper, releaseSharedBuffers, runParallel } from './parallel';
-import { releaseArena } from './arena';
+import { Arena, releaseArena } from './arena';
 import { releaseLatticeBuilder } from './lattice-wasm';
 import { simdSupported } from './simd';
 import { SimdPart, planSimd } from './simd-mean-field';
@@ -91,17 +91,17 @@ export function defaultThreads(): number {
   return Math.min(2, os.availableParallelism?.() ?? os.cpus().length);
 }
 
-function buildKernels(image: RawImage, params: CrfParams, exact: boolean): CrfKernel[] {
+function buildKernels(image: RawImage, params: CrfParams, exact: boolean, arena?: Arena): CrfKernel[] {
   const { width: W, height: H } = image;
   const n = W * H;
   const kernels: CrfKernel[] = [];
   if (params.w1 > 0) {
     const f = appearanceFeatures(image, params.thetaAlpha, params.thetaBeta);
-    kernels.push(exact ? exactKernel(f, n, 5, params.w1) : latticeKernel(f, n, 5, params.w1));
+    kernels.push(exact ? exactKernel(f, n, 5, params.w1) : latticeKernel(f, n, 5, params.w1, undefined, arena));
   }
   if (params.w2 > 0) {
     const f = smoothnessFeatures(W, H, params.thetaGamma);
-    kernels.push(exact ? exactKernel(f, n, 2, params.w2) : latticeKernel(f, n, 2, params.w2));
+    kernels.push(exact ? exactKernel(f, n, 2, params.w2) : latticeKernel(f, n, 2, params.w2, undefined, arena));
   }
   return kernels;
 }
@@ -116,13 +116,23 @@ export function denseCrfSingle(map: ScoreMap, image: RawImage, params: CrfParams
   const t0 = performance.now();
   const { width: W, height: H, classes: C } = map;
   const n = W * H;
-  const kernels = buildKernels(image, params, opts.filter === 'exact');
+  // With the SIMD kernels, the lattices are built straight into their WebAssembly memory.
+  const wantSimd = params.iterations > 0 && (params.w1 > 0 || params.w2 > 0) && useSimd(opts);
+  let arena: Arena | undefined;
+  if (wantSimd) {
+    try {
+      arena = Arena.acquire(n * 64);
+    } catch {
+      arena = undefined;
+    }
+  }
+  const kernels = buildKernels(image, params, opts.filter === 'exact', arena);
   const t1 = performance.now();
   const floor = opts.probFloor ?? DEFAULT_PROB_FLOOR;
   let simd: ReturnType<typeof planSimd> | undefined;
-  if (params.iterations > 0 && kernels.length > 0 && useSimd(opts)) {
+  if (wantSimd && kernels.length > 0) {
     try {
-      simd = planSimd(n, C, [{ c0: 0, ct: C }], kernels, undefined, undefined, false);
+      simd = planSimd(n, C, [{ c0: 0, ct: C }], kernels, undefined, undefined, false, arena);
     } catch {
       simd = undefined; // over WebAssembly's 4 GiB: the JavaScript kernels use ordinary memory
     }

@@ -18,6 +18,7 @@
  */
 import { Bytes, F64, Fn, I32, I64, MAX_PAGES, W, forLoop, moduleBytes } from './wasm-emitter';
 import type { LatticeGeometry } from './lattice';
+import type { Arena } from './arena';
 
 /** Largest d handled here (the remainder k sits in the key's low part; the CRF uses 2 and 5). */
 export const MAX_WASM_DIM = 7;
@@ -525,27 +526,31 @@ function builderModule(d: number): WebAssembly.Module {
   return mod;
 }
 
-/** This thread's builder memory and its instances per d (kept between runs, like the arena). */
+/** This thread's builder memory (kept between runs, like the arena), and instances per memory and d. */
 let memory: WebAssembly.Memory | undefined;
-const instances = new Map<number, BuilderExports>();
+const instances = new WeakMap<WebAssembly.Memory, Map<number, BuilderExports>>();
 
 function ensureMemory(bytes: number): WebAssembly.Memory {
   const pages = Math.ceil(bytes / 65536);
   if (pages > MAX_PAGES) throw new RangeError('lattice construction needs more than 4 GiB');
   if (!memory) {
     memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
-    instances.clear();
   } else if (memory.buffer.byteLength < pages * 65536) {
     memory.grow(pages - memory.buffer.byteLength / 65536);
   }
   return memory;
 }
 
-function builder(d: number): BuilderExports {
-  let ex = instances.get(d);
+function builder(d: number, mem: WebAssembly.Memory): BuilderExports {
+  let byD = instances.get(mem);
+  if (!byD) {
+    byD = new Map();
+    instances.set(mem, byD);
+  }
+  let ex = byD.get(d);
   if (!ex) {
-    ex = new WebAssembly.Instance(builderModule(d), { env: { mem: memory! } }).exports as unknown as BuilderExports;
-    instances.set(d, ex);
+    ex = new WebAssembly.Instance(builderModule(d), { env: { mem } }).exports as unknown as BuilderExports;
+    byD.set(d, ex);
   }
   return ex;
 }
@@ -553,7 +558,6 @@ function builder(d: number): BuilderExports {
 /** Lets go of the builder's memory (releaseCrfMemory). */
 export function releaseLatticeBuilder(): void {
   memory = undefined;
-  instances.clear();
 }
 
 const align = (v: number): number => (v + 15) & ~15;
@@ -598,20 +602,31 @@ export const lastBuild = { table: '' as 'direct' | 'hashed' | '', grows: 0 };
  * Builds the lattice of n points with d features each (as buildLattice does) and, when
  * `normalise`, folds the symmetric normalisation into the weights (as latticeKernel does).
  * Returns undefined where this construction does not apply (the caller builds in JavaScript).
+ *
+ * With an arena, builds in the arena's memory: the result's arrays (offsets, weights, then
+ * chains or pairs) stay there, allocated from the arena, as views (g.placed gives their
+ * addresses); the working space above them is free again afterwards. Without one, in this
+ * thread's builder memory, and the result is copied out.
  */
-export function buildLatticeWasm(features: Float32Array, n: number, d: number, normalise: boolean): LatticeGeometry | undefined {
+export function buildLatticeWasm(features: Float32Array, n: number, d: number, normalise: boolean, arena?: Arena): LatticeGeometry | undefined {
   if (!(Number.isInteger(d) && d >= 1 && d <= MAX_WASM_DIM) || n < 1 || typeof WebAssembly !== 'object') return undefined;
   const d1 = d + 1;
   const nd1 = n * d1;
-  // layout: scratch, features, offsets, weights, keys (m <= n (d+1)), table (grown in place)
-  const sc = 16;
-  const feat = align(sc + SCRATCH_BYTES);
-  const offs = align(feat + n * d * 4);
+  const ensure = (end: number): WebAssembly.Memory => {
+    if (!arena) return ensureMemory(end);
+    arena.reserve(end);
+    return arena.memory;
+  };
+  // layout: offsets, weights (kept), scratch, features, keys (m <= n (d+1)), table (grown in place), ...
+  const base = arena ? arena.next : 16;
+  const offs = base;
   const wts = align(offs + nd1 * 4);
-  const keys = align(wts + nd1 * 4);
+  const sc = align(wts + nd1 * 4);
+  const feat = align(sc + SCRATCH_BYTES);
+  const keys = align(feat + n * d * 4);
   const table = align(keys + nd1 * 8);
-  let mem = ensureMemory(table + 65536);
-  const ex = builder(d);
+  let mem = ensure(table + 65536);
+  const ex = builder(d, mem);
   new Float32Array(mem.buffer, feat, n * d).set(features.subarray(0, n * d));
   new Uint8Array(mem.buffer, sc, SCRATCH_BYTES).fill(0);
 
@@ -647,7 +662,7 @@ export function buildLatticeWasm(features: Float32Array, n: number, d: number, n
   let mask = 0;
   if (direct) {
     tableBytes = Number(pk.space) * 4;
-    mem = ensureMemory(table + tableBytes);
+    mem = ensure(table + tableBytes);
     new Uint8Array(mem.buffer, table, tableBytes).fill(0);
     ex.simplexD(sc, feat, 0, n, offs, wts, keys, table);
     m = new Int32Array(mem.buffer, sc, 1)[0];
@@ -656,7 +671,7 @@ export function buildLatticeWasm(features: Float32Array, n: number, d: number, n
     const grow = (c: number) => {
       cap = c;
       tableBytes = cap * 16;
-      mem = ensureMemory(table + tableBytes);
+      mem = ensure(table + tableBytes);
       new Uint8Array(mem.buffer, table, tableBytes).fill(0);
       shift = BigInt(64 - Math.log2(cap));
       mask = cap - 1;
@@ -675,7 +690,7 @@ export function buildLatticeWasm(features: Float32Array, n: number, d: number, n
   // neighbours, chains or pairs, normalisation: after the table
   const blur = align(table + tableBytes!);
   const blurLen = d1 * m * 2;
-  mem = ensureMemory(blur + blurLen * 4 + 16);
+  mem = ensure(blur + blurLen * 4 + 16);
   new Int32Array(mem.buffer, blur, blurLen).fill(0);
   if (direct) ex.neighboursD(sc, keys, m, blur, table);
   else ex.neighboursH(sc, keys, m, blur, table, shift, mask);
@@ -687,16 +702,16 @@ export function buildLatticeWasm(features: Float32Array, n: number, d: number, n
   if (!regular) {
     chainsAt = align(blur + blurLen * 4);
     chainLen = ex.chainCount(blur, m);
-    mem = ensureMemory(chainsAt + chainLen * 4 + 16);
+    mem = ensure(chainsAt + chainLen * 4 + 16);
     ex.chainFill(sc, blur, m, chainsAt);
   }
-  const chainStart = new Int32Array(d1 + 1);
-  if (!regular) chainStart.set(new Int32Array(mem.buffer, sc + S_CHAIN, d1 + 1));
+  const starts = new Int32Array(d1 + 1);
+  if (!regular) starts.set(new Int32Array(mem.buffer, sc + S_CHAIN, d1 + 1));
 
   if (normalise) {
     const values = align(regular ? blur + blurLen * 4 : chainsAt + chainLen * 4);
     const spare = align(values + (m + 1) * 4);
-    mem = ensureMemory(spare + (m + 1) * 4 + 16);
+    mem = ensure(spare + (m + 1) * 4 + 16);
     new Float32Array(mem.buffer, values, (m + 1) * 2 + 4).fill(0);
     ex.splatOnes(nd1, offs, wts, values);
     let src = values;
@@ -707,11 +722,34 @@ export function buildLatticeWasm(features: Float32Array, n: number, d: number, n
         [src, dst] = [dst, src];
       }
     } else {
-      for (let j = 0; j <= d; j++) ex.blurChains1(chainsAt, chainStart[j], chainStart[j + 1], src);
+      for (let j = 0; j <= d; j++) ex.blurChains1(chainsAt, starts[j], starts[j + 1], src);
     }
     ex.normalise(n, offs, wts, src);
   }
 
+  const chainStart = starts;
+  if (arena) {
+    // keep offsets, weights and the chains or pairs; the rest is working space
+    const linksFrom = regular ? blur : chainsAt;
+    const linksLen = regular ? blurLen : chainLen;
+    const links = align(wts + nd1 * 4);
+    new Uint8Array(mem.buffer).copyWithin(links, linksFrom, linksFrom + linksLen * 4);
+    const at = arena.alloc(links + linksLen * 4 - base);
+    if (at !== base) throw new Error('arena moved under the lattice');
+    const buf = mem.buffer;
+    const g: LatticeGeometry = {
+      d,
+      n,
+      m,
+      offsets: new Int32Array(buf, offs, nd1),
+      weights: new Float32Array(buf, wts, nd1),
+      chains: regular ? new Int32Array(0) : new Int32Array(buf, links, linksLen),
+      chainStart,
+      placed: { memory: mem, offsets: offs, weights: wts, chains: regular ? 0 : links, pairs: regular ? links : 0 },
+    };
+    if (regular) g.pairs = new Int32Array(buf, links, linksLen);
+    return g;
+  }
   const buf = mem.buffer;
   const g: LatticeGeometry = {
     d,

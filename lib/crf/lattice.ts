@@ -43,6 +43,11 @@ export interface LatticeGeometry {
    * for direction j and vertex i (row i+1) its two neighbour rows along j (0 where absent).
    */
   pairs?: Int32Array;
+  /**
+   * Set where the arrays are views on a WebAssembly memory (built in place into the CRF's arena,
+   * lattice-wasm.ts): their byte addresses there, so the SIMD plan uses them without a copy.
+   */
+  placed?: { memory: WebAssembly.Memory; offsets: number; weights: number; chains: number; pairs: number };
 }
 
 function nextPow2(v: number): number {

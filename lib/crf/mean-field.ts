@@ -13,6 +13,7 @@ import { RawImage, ScoreMap } from '../contract';
 import { exactFilter } from './exact';
 import { LatticeGeometry, LatticeScratch, buildLattice, latticeFilter, latticeScratch } from './lattice';
 import { buildLatticeWasm } from './lattice-wasm';
+import type { Arena } from './arena';
 
 /** Probabilities below this are raised to it before -log (p = 0 would make U infinite). */
 export const DEFAULT_PROB_FLOOR = 1e-5;
@@ -79,11 +80,20 @@ export type CrfKernel =
  * Builds the lattice and folds the symmetric normalisation D^-1/2 into its splat/slice weights
  * (D = the lattice's own response to all ones, so any global scale of the lattice cancels).
  * The construction runs as WebAssembly (lattice-wasm.ts, the same result bit for bit) unless
- * `wasm` is false or DEEPLAB_CRF_WASM_LATTICE=0, or the lattice's keys do not fit it.
+ * `wasm` is false or DEEPLAB_CRF_WASM_LATTICE=0, or the lattice's keys do not fit it; with an
+ * arena, into the arena (where the SIMD iterations use it as it lies), when it has room.
  */
 export function latticeKernel(features: Float32Array, n: number, d: number, weight: number,
-  wasm = process.env.DEEPLAB_CRF_WASM_LATTICE !== '0'): CrfKernel {
-  const built = wasm ? buildLatticeWasm(features, n, d, true) : undefined;
+  wasm = process.env.DEEPLAB_CRF_WASM_LATTICE !== '0', arena?: Arena): CrfKernel {
+  let built: LatticeGeometry | undefined;
+  if (wasm && arena) {
+    try {
+      built = buildLatticeWasm(features, n, d, true, arena);
+    } catch {
+      built = undefined; // past the arena's limit: build in the builder's own memory
+    }
+  }
+  if (wasm && !built) built = buildLatticeWasm(features, n, d, true);
   if (built) return { kind: 'lattice', weight, g: built };
   const g = buildLattice(features, n, d);
   const ones = new Float32Array(n).fill(1);

@@ -41,19 +41,27 @@ export interface SimdPlan {
  * part's padded rows (else each thread writes its own part with fillPart).
  */
 export function planSimd(n: number, C: number, parts: { c0: number; ct: number }[], kernels: CrfKernel[], prior?: Float32Array,
-  Q0?: Float32Array, zeroRows = true): { arena: Arena; plan: SimdPlan } {
+  Q0?: Float32Array, zeroRows = true, into?: Arena): { arena: Arena; plan: SimdPlan } {
   const geos = kernels.map((k) => {
     if (k.kind !== 'lattice') throw new Error('SIMD mean field needs lattice kernels');
     return k.g;
   });
   const ps = parts.map((p) => ({ ...p, nv: Math.ceil(p.ct / 4) }));
   const rowFloats = ps.reduce((a, p) => a + 4 * p.nv, 0);
+  // geometry built into this arena already (lattice-wasm.ts) is used where it lies
+  const inPlace = (g: LatticeGeometry) => !!into && g.placed?.memory === into.memory;
   const sizes: number[] = [n * rowFloats * 4, n * rowFloats * 4, ...ps.map((p) => n * p.nv * 16)];
   for (const g of geos) {
-    sizes.push(n * (g.d + 1) * 4, n * (g.d + 1) * 4, g.chains.length * 4, g.pairs ? g.pairs.length * 4 : 0);
+    if (!inPlace(g)) sizes.push(n * (g.d + 1) * 4, n * (g.d + 1) * 4, g.chains.length * 4, g.pairs ? g.pairs.length * 4 : 0);
     for (const p of ps) sizes.push((g.m + 1) * p.nv * 16, g.pairs ? (g.m + 1) * p.nv * 16 : 0);
   }
-  const arena = Arena.acquire(Arena.size(sizes));
+  let arena: Arena;
+  if (into) {
+    arena = into;
+    arena.reserve(arena.next + Arena.size(sizes));
+  } else {
+    arena = Arena.acquire(Arena.size(sizes));
+  }
   const plan: SimdPlan = {
     n,
     C,
@@ -68,22 +76,25 @@ export function planSimd(n: number, C: number, parts: { c0: number; ct: number }
   kernels.forEach((k, i) => {
     const g: LatticeGeometry = geos[i];
     const d1 = g.d + 1;
+    const placed = inPlace(g) ? g.placed! : undefined;
     const kp: SimdKernelPlan = {
       d1,
       m: g.m,
       weight: k.weight,
-      offsets: arena.alloc(n * d1 * 4),
-      weights: arena.alloc(n * d1 * 4),
-      chains: arena.alloc(g.chains.length * 4),
+      offsets: placed ? placed.offsets : arena.alloc(n * d1 * 4),
+      weights: placed ? placed.weights : arena.alloc(n * d1 * 4),
+      chains: placed ? placed.chains : arena.alloc(g.chains.length * 4),
       chainStart: [...g.chainStart],
-      pairs: g.pairs ? arena.alloc(g.pairs.length * 4) : 0,
+      pairs: placed ? placed.pairs : g.pairs ? arena.alloc(g.pairs.length * 4) : 0,
       values: ps.map((p) => arena.alloc((g.m + 1) * p.nv * 16)),
       spare: ps.map((p) => (g.pairs ? arena.alloc((g.m + 1) * p.nv * 16) : 0)),
     };
-    arena.i32(kp.offsets, n * d1).set(g.offsets);
-    arena.f32(kp.weights, n * d1).set(g.weights);
-    arena.i32(kp.chains, g.chains.length).set(g.chains);
-    if (g.pairs) arena.i32(kp.pairs, g.pairs.length).set(g.pairs);
+    if (!placed) {
+      arena.i32(kp.offsets, n * d1).set(g.offsets);
+      arena.f32(kp.weights, n * d1).set(g.weights);
+      arena.i32(kp.chains, g.chains.length).set(g.chains);
+      if (g.pairs) arena.i32(kp.pairs, g.pairs.length).set(g.pairs);
+    }
     plan.kernels.push(kp);
   });
   // A reused memory holds the last run's data: padding lanes must start at 0 (unless the

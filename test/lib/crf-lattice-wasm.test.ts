@@ -1,6 +1,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import { decodeImage } from '../../lib/data/image';
+import { Arena, releaseArena } from '../../lib/crf/arena';
 import { LatticeGeometry } from '../../lib/crf/lattice';
 import { buildLatticeWasm, lastBuild } from '../../lib/crf/lattice-wasm';
 import { appearanceFeatures, latticeKernel, smoothnessFeatures } from '../../lib/crf/mean-field';
@@ -70,6 +71,33 @@ describe('lib/crf: the lattice construction in WebAssembly', () => {
     assert.equal(r.table, 'hashed');
     assert.ok(r.grows >= 1, `grew ${r.grows} times`);
     assert.ok(r.g.m > 2 * W * H, `m ${r.g.m}`);
+  });
+
+  it('builds the same into the CRF\'s arena, where the arrays stay (addresses given) and the working space is freed', () => {
+    const { image } = scene(80, 60, 4, 3, 14);
+    const n = image.width * image.height;
+    const p = CRF_PRESETS['deeplab-v2'];
+    const fa = appearanceFeatures(image, p.thetaAlpha, p.thetaBeta);
+    const fs2 = smoothnessFeatures(image.width, image.height, p.thetaGamma);
+    const arena = Arena.acquire(1 << 16);
+    const start = arena.next;
+    const a = buildLatticeWasm(fa, n, 5, true, arena)!;
+    const afterA = arena.next;
+    const s = buildLatticeWasm(fs2, n, 2, true, arena)!;
+    for (const [g, f, d] of [[a, fa, 5], [s, fs2, 2]] as const) {
+      expectSame(buildLatticeWasm(f, n, d, true)!, g, `d ${d} in the arena`);
+      const at = g.placed!;
+      assert.equal(at.memory, arena.memory);
+      sameBits(arena.i32(at.offsets, n * (d + 1)), g.offsets, 'offsets at their address');
+      sameBits(arena.f32(at.weights, n * (d + 1)), g.weights, 'weights at their address');
+      if (g.pairs) sameBits(arena.i32(at.pairs, g.pairs.length), g.pairs, 'pairs at their address');
+      else sameBits(arena.i32(at.chains, g.chains.length), g.chains, 'chains at their address');
+    }
+    // only the results stay allocated: offsets + weights (4 bytes each) + links, per kernel
+    const kept = (g: LatticeGeometry) => 8 * n * (g.d + 1) + 4 * (g.pairs ? g.pairs.length : g.chains.length);
+    assert.ok(afterA - start <= kept(a) + 64, `${afterA - start} bytes kept for ${kept(a)}`);
+    assert.ok(arena.next - afterA <= kept(s) + 64);
+    releaseArena();
   });
 
   it('handles one, two and three points, and a single row', () => {
