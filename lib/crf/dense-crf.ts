@@ -96,12 +96,12 @@ function buildKernels(image: RawImage, params: CrfParams, exact: boolean, arena?
   const n = W * H;
   const kernels: CrfKernel[] = [];
   if (params.w1 > 0) {
-    const f = appearanceFeatures(image, params.thetaAlpha, params.thetaBeta);
-    kernels.push(exact ? exactKernel(f, n, 5, params.w1) : latticeKernel(f, n, 5, params.w1, undefined, arena));
+    kernels.push(exact ? exactKernel(appearanceFeatures(image, params.thetaAlpha, params.thetaBeta), n, 5, params.w1)
+      : latticeKernel({ kind: 'appearance', image, thetaAlpha: params.thetaAlpha, thetaBeta: params.thetaBeta }, n, 5, params.w1, undefined, arena));
   }
   if (params.w2 > 0) {
-    const f = smoothnessFeatures(W, H, params.thetaGamma);
-    kernels.push(exact ? exactKernel(f, n, 2, params.w2) : latticeKernel(f, n, 2, params.w2, undefined, arena));
+    kernels.push(exact ? exactKernel(smoothnessFeatures(W, H, params.thetaGamma), n, 2, params.w2)
+      : latticeKernel({ kind: 'smoothness', width: W, height: H, thetaGamma: params.thetaGamma }, n, 2, params.w2, undefined, arena));
   }
   return kernels;
 }

@@ -19,6 +19,7 @@
 import { Bytes, F64, Fn, I32, I64, MAX_PAGES, W, forLoop, moduleBytes } from './wasm-emitter';
 import type { LatticeGeometry } from './lattice';
 import type { Arena } from './arena';
+import type { RawImage } from '../contract';
 
 /** Largest d handled here (the remainder k sits in the key's low part; the CRF uses 2 and 5). */
 export const MAX_WASM_DIM = 7;
@@ -497,7 +498,42 @@ function normaliseFn(d: number): Fn {
   return { name: 'normalise', params: [I32, I32, I32, I32], locals: L.decl(), code: forLoop(p, W.i32(0), get(n), body) };
 }
 
+/** featXY(feat, W, H, s): (x s, y s) per pixel, as smoothnessFeatures computes them (f64, f32 stores). */
+function featXYFn(): Fn {
+  const [feat, Wd, H, sp] = [0, 1, 2, 3];
+  const L = new Locals(4);
+  const x = L.add(I32);
+  const y = L.add(I32);
+  const a = L.add(I32);
+  const code = [...get(feat), ...set(a), ...forLoop(y, W.i32(0), get(H), forLoop(x, W.i32(0), get(Wd), [
+    ...get(a), ...get(x), ...W.f64fromI32, ...get(sp), ...W.dmul, ...W.demote, ...W.f32store(0),
+    ...get(a), ...get(y), ...W.f64fromI32, ...get(sp), ...W.dmul, ...W.demote, ...W.f32store(4),
+    ...get(a), ...W.i32(8), ...W.add, ...set(a),
+  ]))];
+  return { name: 'featXY', params: [I32, I32, I32, F64], locals: L.decl(), code };
+}
+
+/** featXYRGB(feat, img, W, H, sp, sc): (x sp, y sp, r sc, g sc, b sc), as appearanceFeatures computes them. */
+function featXYRGBFn(): Fn {
+  const [feat, img, Wd, H, sp, scl] = [0, 1, 2, 3, 4, 5];
+  const L = new Locals(6);
+  const x = L.add(I32);
+  const y = L.add(I32);
+  const a = L.add(I32);
+  const b = L.add(I32);
+  const colour = (c: number): Bytes => [...get(a), ...get(b), ...[0x2d, 0, c], ...W.f64fromI32, ...get(scl), ...W.dmul, ...W.demote, ...W.f32store(8 + 4 * c)];
+  const code = [...get(feat), ...set(a), ...get(img), ...set(b), ...forLoop(y, W.i32(0), get(H), forLoop(x, W.i32(0), get(Wd), [
+    ...get(a), ...get(x), ...W.f64fromI32, ...get(sp), ...W.dmul, ...W.demote, ...W.f32store(0),
+    ...get(a), ...get(y), ...W.f64fromI32, ...get(sp), ...W.dmul, ...W.demote, ...W.f32store(4),
+    ...colour(0), ...colour(1), ...colour(2),
+    ...get(a), ...W.i32(20), ...W.add, ...set(a), ...get(b), ...W.i32(3), ...W.add, ...set(b),
+  ]))];
+  return { name: 'featXYRGB', params: [I32, I32, I32, I32, F64, F64], locals: L.decl(), code };
+}
+
 interface BuilderExports {
+  featXY(feat: number, width: number, height: number, s: number): void;
+  featXYRGB(feat: number, img: number, width: number, height: number, sp: number, sc: number): void;
   bounds(sc: number, feat: number, n: number): void;
   simplexH(sc: number, feat: number, p0: number, n: number, offs: number, wts: number, keys: number, table: number, shift: bigint, mask: number): number;
   simplexD(sc: number, feat: number, p0: number, n: number, offs: number, wts: number, keys: number, table: number): number;
@@ -519,7 +555,7 @@ function builderModule(d: number): WebAssembly.Module {
   let mod = modules.get(d);
   if (!mod) {
     const fns = [boundsFn(d), simplexFn(d, true), simplexFn(d, false), rehashFn(), neighboursFn(d, true), neighboursFn(d, false),
-      nearFn(d), chainCountFn(d), chainFillFn(d), splatOnesFn(), blurPairs1Fn(), blurChains1Fn(), normaliseFn(d)];
+      nearFn(d), chainCountFn(d), chainFillFn(d), splatOnesFn(), blurPairs1Fn(), blurChains1Fn(), normaliseFn(d), featXYFn(), featXYRGBFn()];
     mod = new WebAssembly.Module(moduleBytes(fns, 1, MAX_PAGES));
     modules.set(d, mod);
   }
@@ -595,6 +631,14 @@ function packing(d: number, emin: Float64Array, emax: Float64Array): Packing | u
   return { amin, stride, space: span * BigInt(d1) };
 }
 
+/**
+ * The CRF's features described rather than computed: the construction computes them in its own
+ * memory (the same values appearanceFeatures and smoothnessFeatures give).
+ */
+export type FeatureSource =
+  | { kind: 'appearance'; image: RawImage; thetaAlpha: number; thetaBeta: number }
+  | { kind: 'smoothness'; width: number; height: number; thetaGamma: number };
+
 /** How the last construction on this thread went (for tests and the benchmark). */
 export const lastBuild = { table: '' as 'direct' | 'hashed' | '', grows: 0 };
 
@@ -608,8 +652,9 @@ export const lastBuild = { table: '' as 'direct' | 'hashed' | '', grows: 0 };
  * addresses); the working space above them is free again afterwards. Without one, in this
  * thread's builder memory, and the result is copied out.
  */
-export function buildLatticeWasm(features: Float32Array, n: number, d: number, normalise: boolean, arena?: Arena): LatticeGeometry | undefined {
+export function buildLatticeWasm(features: Float32Array | FeatureSource, n: number, d: number, normalise: boolean, arena?: Arena): LatticeGeometry | undefined {
   if (!(Number.isInteger(d) && d >= 1 && d <= MAX_WASM_DIM) || n < 1 || typeof WebAssembly !== 'object') return undefined;
+  if (!(features instanceof Float32Array) && (features.kind === 'appearance' ? d !== 5 : d !== 2)) throw new Error(`${features.kind} features have ${d === 5 ? 2 : 5} dimensions, not ${d}`);
   const d1 = d + 1;
   const nd1 = n * d1;
   const ensure = (end: number): WebAssembly.Memory => {
@@ -627,7 +672,15 @@ export function buildLatticeWasm(features: Float32Array, n: number, d: number, n
   const table = align(keys + nd1 * 8);
   let mem = ensure(table + 65536);
   const ex = builder(d, mem);
-  new Float32Array(mem.buffer, feat, n * d).set(features.subarray(0, n * d));
+  if (features instanceof Float32Array) {
+    new Float32Array(mem.buffer, feat, n * d).set(features.subarray(0, n * d));
+  } else if (features.kind === 'appearance') {
+    const { image } = features;
+    new Uint8Array(mem.buffer, keys, n * 3).set(image.data.subarray(0, n * 3)); // the keys' space is free until the simplices
+    ex.featXYRGB(feat, keys, image.width, image.height, 1 / features.thetaAlpha, 1 / features.thetaBeta);
+  } else {
+    ex.featXY(feat, features.width, features.height, 1 / features.thetaGamma);
+  }
   new Uint8Array(mem.buffer, sc, SCRATCH_BYTES).fill(0);
 
   ex.bounds(sc, feat, n);

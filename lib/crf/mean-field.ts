@@ -12,7 +12,7 @@
 import { RawImage, ScoreMap } from '../contract';
 import { exactFilter } from './exact';
 import { LatticeGeometry, LatticeScratch, buildLattice, latticeFilter, latticeScratch } from './lattice';
-import { buildLatticeWasm } from './lattice-wasm';
+import { FeatureSource, buildLatticeWasm } from './lattice-wasm';
 import type { Arena } from './arena';
 
 /** Probabilities below this are raised to it before -log (p = 0 would make U infinite). */
@@ -81,20 +81,24 @@ export type CrfKernel =
  * (D = the lattice's own response to all ones, so any global scale of the lattice cancels).
  * The construction runs as WebAssembly (lattice-wasm.ts, the same result bit for bit) unless
  * `wasm` is false or DEEPLAB_CRF_WASM_LATTICE=0, or the lattice's keys do not fit it; with an
- * arena, into the arena (where the SIMD iterations use it as it lies), when it has room.
+ * arena, into the arena (where the SIMD iterations use it as it lies), when it has room. The
+ * features may be given as a FeatureSource, computed then where the lattice is built.
  */
-export function latticeKernel(features: Float32Array, n: number, d: number, weight: number,
+export function latticeKernel(source: Float32Array | FeatureSource, n: number, d: number, weight: number,
   wasm = process.env.DEEPLAB_CRF_WASM_LATTICE !== '0', arena?: Arena): CrfKernel {
   let built: LatticeGeometry | undefined;
   if (wasm && arena) {
     try {
-      built = buildLatticeWasm(features, n, d, true, arena);
+      built = buildLatticeWasm(source, n, d, true, arena);
     } catch {
       built = undefined; // past the arena's limit: build in the builder's own memory
     }
   }
-  if (wasm && !built) built = buildLatticeWasm(features, n, d, true);
+  if (wasm && !built) built = buildLatticeWasm(source, n, d, true);
   if (built) return { kind: 'lattice', weight, g: built };
+  const features = source instanceof Float32Array ? source
+    : source.kind === 'appearance' ? appearanceFeatures(source.image, source.thetaAlpha, source.thetaBeta)
+      : smoothnessFeatures(source.width, source.height, source.thetaGamma);
   const g = buildLattice(features, n, d);
   const ones = new Float32Array(n).fill(1);
   const deg = new Float32Array(n);

@@ -100,6 +100,17 @@ describe('lib/crf: the lattice construction in WebAssembly', () => {
     releaseArena();
   });
 
+  it('computes the features itself from the image (a FeatureSource) to the same lattice', () => {
+    const { image } = scene(70, 50, 4, 5, 14);
+    const n = image.width * image.height;
+    for (const p of Object.values(CRF_PRESETS)) {
+      const fromImage = buildLatticeWasm({ kind: 'appearance', image, thetaAlpha: p.thetaAlpha, thetaBeta: p.thetaBeta }, n, 5, true)!;
+      expectSame(buildLatticeWasm(appearanceFeatures(image, p.thetaAlpha, p.thetaBeta), n, 5, true)!, fromImage, 'appearance');
+      const grid = buildLatticeWasm({ kind: 'smoothness', width: image.width, height: image.height, thetaGamma: p.thetaGamma }, n, 2, true)!;
+      expectSame(buildLatticeWasm(smoothnessFeatures(image.width, image.height, p.thetaGamma), n, 2, true)!, grid, 'smoothness');
+    }
+  });
+
   it('handles one, two and three points, and a single row', () => {
     for (const n of [1, 2, 3]) {
       const f = new Float32Array(n * 5).map((_, i) => (i * 7) % 11);
