@@ -426,8 +426,10 @@ export interface SimdExports {
   blurPairs(nv: number): (nb: number, base: number, m: number, src: number, dst: number, strideB: number) => void;
   update: (prior: number, q: number, msg0: number, msg1: number, p0: number, p1: number) => void;
   /** One part only (the fused single-thread path): */
-  splatAll?: (n: number, q: number, ...kernels: number[]) => void;
-  sliceUpdate?: (n: number, prior: number, q: number, ...kernels: number[]) => void;
+  /** (n, q, then offsets, weights, values per kernel) */
+  splatAll?: (...args: number[]) => void;
+  /** (n, prior, q, then offsets, weights, values, weight per kernel) */
+  sliceUpdate?: (...args: number[]) => void;
   unaryLogits?: (src: number, n: number, C: number, prior: number, q: number, mask: number, floor: number) => void;
   unaryProbs?: (src: number, n: number, C: number, prior: number, q: number, mask: number, floor: number) => void;
   unpad?: (q: number, n: number, C: number, dst: number) => void;
