@@ -9,8 +9,9 @@
  * the same machine load; each line gives the medians and the median of the per-pair ratios
  * (ours / C++), and how far the two Q agree (mean and max |ΔQ|, labels).
  *
- * With --baseline <dense-crf.js>, another build of this package's CRF (e.g. an earlier commit's,
- * built into test-output/) runs in the same interleaving, for before/after figures.
+ * With --baseline <dense-crf.js>, another build of this package's CRF (an earlier commit's, built
+ * by `sh bench/build-crf-baseline.sh <commit>` into test-output/crf-baseline/) runs in the same
+ * interleaving, for before/after figures.
  *
  * Wall times only mean something on an otherwise idle machine: the run prints the load average.
  * Unaries are synthetic (lib/crf/synthetic.ts); the time hardly depends on them, much on the
