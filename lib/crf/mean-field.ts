@@ -87,14 +87,15 @@ export type CrfKernel =
 export function latticeKernel(source: Float32Array | FeatureSource, n: number, d: number, weight: number,
   wasm = process.env.DEEPLAB_CRF_WASM_LATTICE !== '0', arena?: Arena): CrfKernel {
   let built: LatticeGeometry | undefined;
-  if (wasm && arena) {
+  // past the arena's limit, in the builder's own memory; past 4 GiB there too, in JavaScript
+  for (const into of wasm ? (arena ? [arena, undefined] : [undefined]) : []) {
     try {
-      built = buildLatticeWasm(source, n, d, true, arena);
+      built = buildLatticeWasm(source, n, d, true, into);
+      break;
     } catch {
-      built = undefined; // past the arena's limit: build in the builder's own memory
+      built = undefined;
     }
   }
-  if (wasm && !built) built = buildLatticeWasm(source, n, d, true);
   if (built) return { kind: 'lattice', weight, g: built };
   const features = source instanceof Float32Array ? source
     : source.kind === 'appearance' ? appearanceFeatures(source.image, source.thetaAlpha, source.thetaBeta)
