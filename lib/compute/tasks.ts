@@ -21,7 +21,19 @@ export interface EngineMemory {
   backend: string;
   numTensors: number;
   numBytes: number;
+  /** The whole process's RSS (every thread). */
   rss: number;
+  /** This worker's V8 heap in use and its external memory (ArrayBuffers outside the heap). */
+  heapUsed: number;
+  external: number;
+  /** The wasm backend's linear memory: it grows to the largest job's tensors and never shrinks (0 on other backends). */
+  wasmBytes: number;
+}
+
+/** Bytes of the wasm backend's linear memory (its heap of tensors), 0 on another backend. */
+function wasmHeapBytes(): number {
+  const b = tf.getBackend() === 'wasm' ? (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }) : undefined;
+  return b?.wasm?.HEAPU8?.buffer.byteLength ?? 0;
 }
 
 export interface CrfArgs {
@@ -45,7 +57,8 @@ export const TASKS = {
   'engine.backend': (): TaskOutput<string> => ({ result: tf.getBackend() }),
   'engine.memory': (): TaskOutput<EngineMemory> => {
     const m = tf.memory();
-    return { result: { backend: tf.getBackend(), numTensors: m.numTensors, numBytes: m.numBytes, rss: process.memoryUsage().rss } };
+    const p = process.memoryUsage();
+    return { result: { backend: tf.getBackend(), numTensors: m.numTensors, numBytes: m.numBytes, rss: p.rss, heapUsed: p.heapUsed, external: p.external, wasmBytes: wasmHeapBytes() } };
   },
 
   'model.load': async (a: { key: string; config: ModelConfig }): Promise<TaskOutput<LoadResult>> => ({ result: await loadModel(a.key, a.config) }),
