@@ -14,6 +14,8 @@ import { denseCrfAtWorkingSize, WorkingCrfArgs, WorkingCrfResult } from '../crf/
 import { fuseScoreMaps, FusionOptions } from '../fusion/msc-fusion';
 import { ModelConfig } from '../models/config';
 import { argmaxScoreMap, UpsampleArgs, UpsampleResult, upsampleScoreMap } from '../ops/score-map';
+import { RGB } from '../data/palette';
+import { ComposedPicture, composePicture, ComposeOptions } from '../render/render';
 import { InferArgs, inferMaps, loadModel, LoadResult, releaseModel, saveHosted, swapWeights, SwapResult, SwapSource } from './model-host';
 import { TaskOutput, transferablesOf } from './protocol';
 
@@ -51,6 +53,14 @@ export interface CrfOutput {
   /** Their argmax (ignoreIndex 255), unless `labels: false` was asked. */
   labels?: LabelMap;
   timing: CrfTiming;
+}
+
+/** What seg-render's worker composes: labels, or a score map whose argmax is taken there. */
+export interface ComposeArgs extends ComposeOptions {
+  labels?: LabelMap;
+  map?: ScoreMap;
+  image?: RawImage;
+  colors: RGB[];
 }
 
 export const TASKS = {
@@ -91,6 +101,12 @@ export const TASKS = {
   'crf.working': (a: WorkingCrfArgs): TaskOutput<WorkingCrfResult> => {
     const result = denseCrfAtWorkingSize(a);
     return { result, transfer: transferablesOf(result.labels.data, result.probs?.data) };
+  },
+  'render.compose': (a: ComposeArgs): TaskOutput<ComposedPicture> => {
+    const labels = a.labels ?? (a.map ? argmaxScoreMap(a.map) : undefined);
+    if (!labels) throw new Error('nothing to render: neither labels nor a score map');
+    const result = composePicture(labels, a.image, a.colors, a);
+    return { result, transfer: transferablesOf(result.picture.data) };
   },
 };
 
