@@ -5,6 +5,8 @@
  * it still shares with other wires.
  */
 import type { LabelMap, RawImage, ScoreMap } from '../contract';
+import type { ComposedPicture } from '../render/render';
+import { copyBytes, copyFloats } from '../runtime/copy-slices';
 import type { WorkingCrfArgs, WorkingCrfResult } from '../crf/working-resolution';
 import type { FusionOptions } from '../fusion/msc-fusion';
 import type { InferOptions } from '../inference/plan';
@@ -12,7 +14,7 @@ import type { ModelConfig } from '../models/config';
 import type { UpsampleOutput, UpsampleResult } from '../ops/score-map';
 import { getPool, WorkerPool, WorkerSlot } from './pool';
 import type { InferArgs, LoadResult, SwapResult, SwapSource } from './model-host';
-import type { CrfArgs, CrfOutput, EngineMemory } from './tasks';
+import type { ComposeArgs, CrfArgs, CrfOutput, EngineMemory } from './tasks';
 
 /** Name of the backend the workers for this preference run. */
 export function backendName(backend?: string, pool: WorkerPool = getPool()): Promise<string> {
@@ -28,26 +30,29 @@ export function engineMemory(slot: WorkerSlot): Promise<EngineMemory> {
  * A score map to width x height (bilinear), then softmax and / or argmax; the caller's map is left
  * as it is. floatSize: a smaller size for the float map (a memory budget's cap); labels stay full size.
  */
-export function upsample(map: ScoreMap, width: number, height: number, alignCorners: boolean, output: UpsampleOutput, floatSize?: { width: number; height: number }, pool: WorkerPool = getPool()): Promise<UpsampleResult> {
-  const copy = { ...map, data: new Float32Array(map.data) };
-  return pool.run('ops.upsample', { map: copy, width, height, alignCorners, output, floatSize }, { transfer: [copy.data.buffer] });
+export async function upsample(map: ScoreMap, width: number, height: number, alignCorners: boolean, output: UpsampleOutput, floatSize?: { width: number; height: number }, pool: WorkerPool = getPool()): Promise<UpsampleResult> {
+  const copy = { ...map, data: await copyFloats(map.data) };
+  return pool.run('ops.upsample', { map: copy, width, height, alignCorners, output, floatSize }, { transfer: [copy.data.buffer as ArrayBuffer] });
 }
 
 /** Fusion of the score maps of one image (large maps: small ones fuse inline); the caller's maps are left as they are. */
-export function fuse(maps: readonly ScoreMap[], options: FusionOptions, pool: WorkerPool = getPool()): Promise<ScoreMap> {
-  const copies = maps.map((m) => ({ ...m, data: new Float32Array(m.data) }));
-  return pool.run('fusion.fuse', { maps: copies, options }, { transfer: copies.map((m) => m.data.buffer) });
+export async function fuse(maps: readonly ScoreMap[], options: FusionOptions, pool: WorkerPool = getPool()): Promise<ScoreMap> {
+  const copies: ScoreMap[] = [];
+  for (const m of maps) copies.push({ ...m, data: await copyFloats(m.data) });
+  return pool.run('fusion.fuse', { maps: copies, options }, { transfer: copies.map((m) => m.data.buffer as ArrayBuffer) });
 }
 
 /**
  * The dense CRF of a map and its image: refined probabilities and their labels. It takes both
  * cores (a helper thread) only while no other task is in flight: a forward pass or another CRF
  * would compete with the helper and stall the two threads' barriers. The map and the image are
- * copied, not moved (other wires may hold them).
+ * copied and the copies moved (other wires may hold them).
  */
 export async function crf(args: Omit<CrfArgs, 'labels'>, pool: WorkerPool = getPool()): Promise<CrfOutput & { labels: LabelMap }> {
+  const map = { ...args.map, data: await copyFloats(args.map.data) };
+  const image = { ...args.image, data: await copyBytes(args.image.data) };
   const options = { ...args.options, threads: args.options?.threads ?? (pool.busy ? 1 : undefined) };
-  const r = await pool.run('crf.run', { ...args, options });
+  const r = await pool.run('crf.run', { ...args, map, image, options }, { transfer: [map.data.buffer as ArrayBuffer, image.data.buffer as ArrayBuffer] });
   if (!r.labels) throw new Error('the CRF task returned no labels');
   return { ...r, labels: r.labels };
 }
@@ -56,11 +61,27 @@ export async function crf(args: Omit<CrfArgs, 'labels'>, pool: WorkerPool = getP
  * The dense-crf node's CRF: at a working size (planCrf), labels at the image's size. The map and
  * the image are copied (other wires share their memory) and the copies moved to the worker.
  */
-export function crfAtWorkingSize(args: WorkingCrfArgs, pool: WorkerPool = getPool()): Promise<WorkingCrfResult> {
-  const map = { ...args.map, data: new Float32Array(args.map.data) };
-  const image = { ...args.image, data: new Uint8Array(args.image.data) };
+export async function crfAtWorkingSize(args: WorkingCrfArgs, pool: WorkerPool = getPool()): Promise<WorkingCrfResult> {
+  const map = { ...args.map, data: await copyFloats(args.map.data) };
+  const image = { ...args.image, data: await copyBytes(args.image.data) };
   const options = { ...args.options, threads: args.options?.threads ?? (pool.busy ? 1 : undefined) };
-  return pool.run('crf.working', { ...args, map, image, options }, { transfer: [map.data.buffer, image.data.buffer] });
+  return pool.run('crf.working', { ...args, map, image, options }, { transfer: [map.data.buffer as ArrayBuffer, image.data.buffer as ArrayBuffer] });
+}
+
+/**
+ * seg-render's pixel work (argmax of a score map, colours, blend, classes present) in a compute
+ * worker; the picture comes back moved, ready for sharp. The inputs are copied (other wires hold them).
+ */
+export async function composePicture(args: ComposeArgs, pool: WorkerPool = getPool()): Promise<ComposedPicture> {
+  const transfer: ArrayBuffer[] = [];
+  const moved = <T extends Uint8Array | Float32Array>(data: T): T => {
+    transfer.push(data.buffer as ArrayBuffer);
+    return data;
+  };
+  const labels = args.labels && { ...args.labels, data: moved(await copyBytes(args.labels.data)) };
+  const map = args.map && { ...args.map, data: moved(await copyFloats(args.map.data)) };
+  const image = args.image && { ...args.image, data: moved(await copyBytes(args.image.data)) };
+  return pool.run('render.compose', { ...args, labels, map, image }, { transfer });
 }
 
 /** The model tasks, on the worker that holds the model (the model cache's side of them). */
@@ -70,10 +91,10 @@ export const hostedModel = {
   },
 
   /** Forward pass(es) of one image; its pixels are copied (the caller keeps the image for msg.image). */
-  infer(slot: WorkerSlot, key: string, image: RawImage, options: Partial<InferOptions>): Promise<ScoreMap[]> {
-    const data = new Uint8Array(image.data);
+  async infer(slot: WorkerSlot, key: string, image: RawImage, options: Partial<InferOptions>): Promise<ScoreMap[]> {
+    const data = await copyBytes(image.data);
     const args: InferArgs = { key, image: { ...image, data }, options };
-    return slot.run('model.infer', args, [data.buffer]);
+    return slot.run('model.infer', args, [data.buffer as ArrayBuffer]);
   },
 
   release(slot: WorkerSlot, key: string): Promise<boolean> {
@@ -89,4 +110,4 @@ export const hostedModel = {
   },
 };
 
-export type { CrfArgs, CrfOutput, EngineMemory, LoadResult, SwapResult, SwapSource };
+export type { ComposeArgs, CrfArgs, CrfOutput, EngineMemory, LoadResult, SwapResult, SwapSource };

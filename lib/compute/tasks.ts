@@ -14,6 +14,8 @@ import { denseCrfAtWorkingSize, WorkingCrfArgs, WorkingCrfResult } from '../crf/
 import { fuseScoreMaps, FusionOptions } from '../fusion/msc-fusion';
 import { ModelConfig } from '../models/config';
 import { argmaxScoreMap, UpsampleArgs, UpsampleResult, upsampleScoreMap } from '../ops/score-map';
+import { RGB } from '../data/palette';
+import { ComposedPicture, composePicture, ComposeOptions } from '../render/render';
 import { InferArgs, inferMaps, loadModel, LoadResult, releaseModel, saveHosted, swapWeights, SwapResult, SwapSource } from './model-host';
 import { TaskOutput, transferablesOf } from './protocol';
 
@@ -21,7 +23,19 @@ export interface EngineMemory {
   backend: string;
   numTensors: number;
   numBytes: number;
+  /** The whole process's RSS (every thread). */
   rss: number;
+  /** This worker's V8 heap in use and its external memory (ArrayBuffers outside the heap). */
+  heapUsed: number;
+  external: number;
+  /** The wasm backend's linear memory: it grows to the largest job's tensors and never shrinks (0 on other backends). */
+  wasmBytes: number;
+}
+
+/** Bytes of the wasm backend's linear memory (its heap of tensors), 0 on another backend. */
+function wasmHeapBytes(): number {
+  const b = tf.getBackend() === 'wasm' ? (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }) : undefined;
+  return b?.wasm?.HEAPU8?.buffer.byteLength ?? 0;
 }
 
 export interface CrfArgs {
@@ -41,11 +55,20 @@ export interface CrfOutput {
   timing: CrfTiming;
 }
 
+/** What seg-render's worker composes: labels, or a score map whose argmax is taken there. */
+export interface ComposeArgs extends ComposeOptions {
+  labels?: LabelMap;
+  map?: ScoreMap;
+  image?: RawImage;
+  colors: RGB[];
+}
+
 export const TASKS = {
   'engine.backend': (): TaskOutput<string> => ({ result: tf.getBackend() }),
   'engine.memory': (): TaskOutput<EngineMemory> => {
     const m = tf.memory();
-    return { result: { backend: tf.getBackend(), numTensors: m.numTensors, numBytes: m.numBytes, rss: process.memoryUsage().rss } };
+    const p = process.memoryUsage();
+    return { result: { backend: tf.getBackend(), numTensors: m.numTensors, numBytes: m.numBytes, rss: p.rss, heapUsed: p.heapUsed, external: p.external, wasmBytes: wasmHeapBytes() } };
   },
 
   'model.load': async (a: { key: string; config: ModelConfig }): Promise<TaskOutput<LoadResult>> => ({ result: await loadModel(a.key, a.config) }),
@@ -78,6 +101,12 @@ export const TASKS = {
   'crf.working': (a: WorkingCrfArgs): TaskOutput<WorkingCrfResult> => {
     const result = denseCrfAtWorkingSize(a);
     return { result, transfer: transferablesOf(result.labels.data, result.probs?.data) };
+  },
+  'render.compose': (a: ComposeArgs): TaskOutput<ComposedPicture> => {
+    const labels = a.labels ?? (a.map ? argmaxScoreMap(a.map) : undefined);
+    if (!labels) throw new Error('nothing to render: neither labels nor a score map');
+    const result = composePicture(labels, a.image, a.colors, a);
+    return { result, transfer: transferablesOf(result.picture.data) };
   },
 };
 

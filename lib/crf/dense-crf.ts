@@ -193,7 +193,7 @@ let idleTimer: NodeJS.Timeout | undefined;
 
 function releaseWhenIdle(): void {
   if (idleTimer) clearTimeout(idleTimer);
-  idleTimer = setTimeout(releaseCrfMemory, CRF_IDLE_RELEASE_MS);
+  idleTimer = setTimeout(() => void releaseCrfMemory(), CRF_IDLE_RELEASE_MS);
   idleTimer.unref();
 }
 
@@ -201,12 +201,15 @@ function releaseWhenIdle(): void {
  * Lets go of what the CRF keeps between runs (the WebAssembly memory, the shared buffers, the
  * helper thread); the next run allocates afresh. Its own idle timer calls it, and so does a
  * compute worker that has gone quiet before collecting its garbage (lib/compute/worker-main).
+ * Resolves once the helper thread has exited: the shared WebAssembly memory it was handed is only
+ * freed when no thread refers to it, so a collection before then keeps it (measured: 343 MB kept
+ * after a 4000x3000 photo).
  */
-export function releaseCrfMemory(): void {
+export function releaseCrfMemory(): Promise<void> {
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = undefined;
   releaseArena();
   releaseLatticeBuilder();
   releaseSharedBuffers();
-  void closeCrfHelper();
+  return closeCrfHelper();
 }

@@ -17,6 +17,7 @@ import { LabelMap, RawImage, ScoreMap } from '../contract';
 import { DeepLab } from '../models/deeplab';
 import { upsample } from '../models/layers';
 import { normalize, Preprocessing } from '../models/preprocess';
+import { bilinearRgb } from '../ops/image-resize';
 import { alignsCorners, coveringCells, InferPlan, paddedRun, PlannedRun } from './plan';
 
 /**
@@ -80,6 +81,18 @@ export function imageTensor(image: RawImage): tf.Tensor4D {
   return tf.tensor4d(image.data, [1, image.height, image.width, 3], 'int32');
 }
 
+/**
+ * The image at a run's size as a [1, h, w, 3] tensor of 0..255 values (the caller disposes): resized
+ * in JavaScript (bilinearRgb, the engine's sample positions), so only the run's size enters the
+ * engine. A 4000x3000 photo as int32 then float32 tensors took the wasm backend's heap to 550 MB,
+ * which it keeps for good. Normalisation is affine per channel, so normalising after the resize
+ * equals normalising before it (to float rounding).
+ */
+export function runImageTensor(image: RawImage, run: PlannedRun, alignCorners: boolean): tf.Tensor4D {
+  if (run.width === image.width && run.height === image.height) return imageTensor(image);
+  return tf.tensor4d(bilinearRgb(image, run.width, run.height, alignCorners), [1, run.height, run.width, 3], 'float32');
+}
+
 /** The run's input: normalised, resized to the run's size, mirrored (flip) and padded (the caller disposes). */
 function runInput(net: SegNet, src: tf.Tensor4D, run: PlannedRun, o: RunOptions): tf.Tensor4D {
   const align = net.alignCorners;
@@ -136,21 +149,22 @@ export async function forwardRunAsync(net: SegNet, src: tf.Tensor4D, run: Planne
 /** Every run of a plan: one logits ScoreMap per scale (and flipped copy), at the logits' stride. */
 export async function predictPlan(net: SegNet, image: RawImage, plan: InferPlan): Promise<ScoreMap[]> {
   const maps: ScoreMap[] = [];
-  const src = imageTensor(image);
-  try {
-    for (const run of plan.runs) {
-      const logits = await forwardRunAsync(net, src, run, { flip: plan.flip });
-      const [n, height, width, classes] = logits.shape;
-      const data = logits.dataSync() as Float32Array;
-      logits.dispose();
-      const per = height * width * classes;
-      for (let b = 0; b < n; b++) {
-        const mapData = n === 1 ? data : data.slice(b * per, (b + 1) * per);
-        maps.push({ width, height, classes, data: mapData, kind: 'logits', stride: net.logitStride, scale: run.scale, flipped: b === 1 });
-      }
+  for (const run of plan.runs) {
+    const src = runImageTensor(image, run, net.alignCorners);
+    let logits: tf.Tensor4D;
+    try {
+      logits = await forwardRunAsync(net, src, run, { flip: plan.flip });
+    } finally {
+      src.dispose();
     }
-  } finally {
-    src.dispose();
+    const [n, height, width, classes] = logits.shape;
+    const data = logits.dataSync() as Float32Array;
+    logits.dispose();
+    const per = height * width * classes;
+    for (let b = 0; b < n; b++) {
+      const mapData = n === 1 ? data : data.slice(b * per, (b + 1) * per);
+      maps.push({ width, height, classes, data: mapData, kind: 'logits', stride: net.logitStride, scale: run.scale, flipped: b === 1 });
+    }
   }
   return maps;
 }

@@ -10,7 +10,7 @@ import { checkMemory, fitSize } from '../runtime/memory-budget';
  * alignCorners: the corner samples coincide (TF 1 / DeepLab's own code, sizes like 65 -> 513).
  * Otherwise half-pixel centres (PyTorch align_corners=False, torchvision's DeepLab heads).
  */
-function sourceCoords(n: number, m: number, alignCorners: boolean): { i0: Int32Array; i1: Int32Array; f: Float32Array } {
+export function sourceCoords(n: number, m: number, alignCorners: boolean): { i0: Int32Array; i1: Int32Array; f: Float32Array } {
   const i0 = new Int32Array(m);
   const i1 = new Int32Array(m);
   const f = new Float32Array(m);

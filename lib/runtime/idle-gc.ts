@@ -44,7 +44,8 @@ export class IdleCollector {
   private timer?: NodeJS.Timeout;
   collections = 0;
 
-  constructor(private readonly delayMs: number, private readonly collect: () => boolean = collectGarbage) {}
+  /** `collect` may be asynchronous (a worker first waits for what it releases to be let go). */
+  constructor(private readonly delayMs: number, private readonly collect: () => boolean | Promise<boolean> = collectGarbage) {}
 
   touch(): void {
     if (this.timer) clearTimeout(this.timer);
@@ -52,7 +53,9 @@ export class IdleCollector {
     if (this.delayMs <= 0) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.collect()) this.collections++;
+      void Promise.resolve(this.collect()).then((done) => {
+        if (done) this.collections++;
+      }, () => undefined);
     }, this.delayMs);
     this.timer.unref(); // never what keeps a thread alive
   }

@@ -1,8 +1,13 @@
-/** seg-render: labels (or scores, argmax taken) to a colour mask / overlay / side-by-side picture with a legend. */
+/**
+ * seg-render: labels (or scores, argmax taken) to a colour mask / overlay / side-by-side picture with
+ * a legend. The pixel work runs in a compute worker, the encoding on sharp's threads: a 4000x3000
+ * overlay on the event loop stalled Node-RED for about a second.
+ */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { ContractError, expectLabelMap, expectScoreMap, isLabelMap, isScoreMap, LabelMap, describeValue } from '../../lib/contract';
-import { argmaxScoreMap } from '../../lib/ops/score-map';
-import { DEFAULT_RENDER, RENDER_MODES, RenderMode, renderMemory, renderSegmentation } from '../../lib/render/render';
+import { composePicture } from '../../lib/compute/client';
+import { ContractError, expectLabelMap, expectScoreMap, isLabelMap, isScoreMap, describeValue } from '../../lib/contract';
+import { classColors, classNames } from '../../lib/data/palette';
+import { DEFAULT_RENDER, encodePicture, RENDER_MODES, RenderMode, renderMemory } from '../../lib/render/render';
 import { checkMemory, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import { modelNodeOf } from '../_shared/model-node';
@@ -50,16 +55,18 @@ export = function register(RED: NodeAPI): void {
       const map = isLabels ? undefined : expectScoreMap(value, `msg.${property}`);
       const given = map ? undefined : expectLabelMap(value, `msg.${property}`);
       const size = map ?? given!;
-      // Before anything is allocated: the picture's memory (and the argmax of a score map).
-      checkMemory(renderMemory(size, image, mode) + (map ? map.width * map.height : 0), budget,
+      // Before anything is allocated: the picture's memory, the argmax of a score map, and the
+      // copies of the inputs the compute worker gets.
+      const copies = (map ? map.data.byteLength : size.width * size.height) + (image ? image.width * image.height * 3 : 0);
+      checkMemory(renderMemory(size, image, mode) + (map ? map.width * map.height : 0) + copies, budget,
         `rendering ${image ? `${image.width}x${image.height}` : `${size.width}x${size.height}`} (${mode})`);
-      const labels: LabelMap = map ? argmaxScoreMap(map) : given!;
       let classes = map ? map.classes : 0;
       const names = cfg?.classNames.length ? cfg.classNames : Array.isArray(msg.classNames) ? (msg.classNames as string[]) : [...CLASS_PRESETS.voc21.names];
-      const colors = cfg?.classColors.length ? cfg.classColors : undefined;
       if (!classes) classes = Math.max(names.length, 1);
+      const colors = classColors(classes, cfg?.classColors.length ? cfg.classColors : undefined);
       const t0 = Date.now();
-      const r = await renderSegmentation(labels, image, classes, { mode, opacity, legend, format, quality, names, colors });
+      const composed = await composePicture({ labels: given, map, image, colors, mode, opacity });
+      const r = await encodePicture(composed, classNames(classes, names), colors, { legend, format, quality });
       setProp(RED, msg, output, r.buffer);
       msg.classesPresent = r.classesPresent;
       msg.contentType = format === 'jpeg' ? 'image/jpeg' : 'image/png';

@@ -1,8 +1,9 @@
 import { strict as assert } from 'assert';
-import { engineMemory } from '../../lib/compute/client';
+import { crf, engineMemory } from '../../lib/compute/client';
 import { WorkerPool } from '../../lib/compute/pool';
 import { IdleCollector, idleGcDelay } from '../../lib/runtime/idle-gc';
 import { TEST_TASKS, TestTasks } from '../helpers/test-tasks';
+import { noisyLogits, scene } from './crf-fixtures';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -48,6 +49,28 @@ describe('lib/runtime: a collection when a compute worker goes quiet', () => {
         rss = (await engineMemory(slot)).rss;
       }
       assert.ok(rss <= held - (512 << 20), `RSS ${rss >> 20} MB after the quiet time, ${held >> 20} MB while the job held 768 MB`);
+    } finally {
+      await pool.close();
+      if (before === undefined) delete process.env.DEEPLAB_WORKER_IDLE_GC_MS;
+      else process.env.DEEPLAB_WORKER_IDLE_GC_MS = before;
+    }
+  });
+
+  it('hands back the memory of a CRF\'s arguments and working buffers after one quiet spell', async () => {
+    const before = process.env.DEEPLAB_WORKER_IDLE_GC_MS;
+    process.env.DEEPLAB_WORKER_IDLE_GC_MS = '200';
+    const pool = new WorkerPool(1);
+    try {
+      const s = scene(500, 400, 7, 21);
+      const map = noisyLogits(s.labels, 21, 3); // 17 MB of scores, copied to the worker
+      await crf({ map, image: s.image, params: { iterations: 2, w1: 5, thetaAlpha: 30, thetaBeta: 13, w2: 3, thetaGamma: 1 } }, pool);
+      const slot = pool.workers[0];
+      const held = (await engineMemory(slot)).external;
+      // One quiet spell, so one idle collection (a poll is a job, followed by another collection:
+      // none is polled until the end). A single gc() kept the last task's arguments.
+      await sleep(1500);
+      const after = (await engineMemory(slot)).external;
+      assert.ok(after <= held - (12 << 20), `worker's external memory ${held >> 20} MB after the CRF, ${after >> 20} MB after the quiet time`);
     } finally {
       await pool.close();
       if (before === undefined) delete process.env.DEEPLAB_WORKER_IDLE_GC_MS;

@@ -236,7 +236,7 @@ describe('nodes: the message contract on real wires', function () {
     const cases: [string, Msg, RegExp][] = [
       // 36 MP is under the 40 MP pixel limit; its decode and copies are not under the default 512 MB.
       ['inf', { payload: big }, /decoding and segmenting a 6000x6000 image needs 6\d\d\.\d MB, above this node's memory budget of 512 MB/],
-      ['render', { payload: labels }, /rendering 1000x1000 \(overlay\) needs 12.4 MB, above this node's memory budget of 1 MB/],
+      ['render', { payload: labels }, /rendering 1000x1000 \(overlay\) needs 13.4 MB, above this node's memory budget of 1 MB/],
       ['up', { payload: map, image: { width: 1000, height: 1000, channels: 3, data: Buffer.alloc(3e6) } }, /labels at 1000x1000 .*above this node's memory budget of 512.0 KB/],
     ];
     for (const [id, msg, re] of cases) {

@@ -15,10 +15,10 @@
  *
  * Every case is bounded by counts (requests, deploys, kills), never by time; waits end on a
  * condition, with a hang guard only. The figures (RSS peak, main-loop stall, Admin API p99,
- * answers) are printed as a table at the end; the issue's targets that depend on the machine or
- * that the package does not meet yet (Admin API p99 under 100 ms; RSS back within 300 MB of the
- * baseline after a 4000x3000 photo: the compute workers keep their high-water memory) are
- * asserted only with DEEPLAB_RELIABILITY_STRICT=1.
+ * answers) are printed as a table at the end. RSS back within 300 MB of the baseline after a
+ * 4000x3000 photo is asserted always (memory does not depend on the machine's load); the Admin API's
+ * p99 under 100 ms is a wall-clock figure, asserted only with DEEPLAB_RELIABILITY_STRICT=1 (on a
+ * shared 2-core machine at load 20 even the bad-input case, with no compute, measured 151 ms).
  * A watchdog kills Node-RED past DEEPLAB_RELIABILITY_RSS_CAP_MB (default 3072), so a case that
  * would fill the machine's memory fails instead. DEEPLAB_RELIABILITY=0 skips the suite.
  */
@@ -254,10 +254,10 @@ function maxQueue(red: NodeRed, from: number): number {
       assert.ok(value!.a.status === 200 || value!.a.status === 400, `${value!.a.status} ${value!.a.body.toString().slice(0, 200)}`);
       assert.ok(red.pid, 'Node-RED is up');
       after.push(value!.rss);
-      if (STRICT) {
-        assert.ok(fig.adminP99Ms <= 100, `Admin API p99 ${fig.adminP99Ms.toFixed(0)} ms`);
-        assert.ok(value!.rss <= baselineRss + 300 * MB, `RSS ${(value!.rss / MB).toFixed(0)} MB after the big image, baseline ${(baselineRss / MB).toFixed(0)} MB`);
-      }
+      // The compute workers hand back what the photo took (lib/compute/worker-main's idle collection;
+      // the forward wrapper keeps the full-size photo out of the engine's never-shrinking memory).
+      assert.ok(value!.rss <= baselineRss + 300 * MB, `RSS ${(value!.rss / MB).toFixed(0)} MB after the big image, baseline ${(baselineRss / MB).toFixed(0)} MB`);
+      if (STRICT) assert.ok(fig.adminP99Ms <= 100, `Admin API p99 ${fig.adminP99Ms.toFixed(0)} ms`);
     }
     // What the first image left is reused by the second, not added to.
     assert.ok(after[1] <= after[0] + 150 * MB, `RSS after GC: ${(after[0] / MB).toFixed(0)} MB after the first big image, ${(after[1] / MB).toFixed(0)} MB after the second`);
