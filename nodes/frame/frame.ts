@@ -63,6 +63,7 @@ export = function register(RED: NodeAPI): void {
       const back = msg.frame as WireFrame | undefined;
       if (back && typeof back === 'object' && typeof back.receivedAt === 'number') {
         // A result coming back (Complete on mqtt-out): its frame is answered.
+        if (back.picture) return;
         answered++;
         if (back.ack !== undefined && gate) gate.release(back.ack);
         setStatus(node, 'ok', `${decoded} frames · ${answered} answered · ${failed} refused${holding()}`);

@@ -1,16 +1,16 @@
 /**
  * Holding the PUBACK of frames until their result is published, on Node-RED's own mqtt-broker
- * config node. Node-RED 4.1's mqtt-in acknowledges a QoS 1 message as soon as it arrives
+ * config node (QoS 1; a QoS 2 frame is acknowledged on receipt as before). Node-RED 4.1's mqtt-in acknowledges a QoS 1 message as soon as it arrives
  * (MQTT.js calls client.handleMessage(packet, done) right after emitting 'message', and the
  * default handleMessage calls done at once), and its receiveMaximum setting is never put into the
  * CONNECT packet. So a worker built from mqtt-in alone holds an unbounded number of frames and
- * loses them all when it dies. This hook replaces handleMessage on the broker node's MQTT.js
- * client: a QoS >= 1 message on the frames topic keeps its acknowledgement in an AckGate until
+ * loses them all when it dies. This hook wraps handleMessage and _sendPacket of the broker node's
+ * MQTT.js client: the PUBACK of a QoS 1 message on the frames topic is kept in an AckGate until
  * deeplab-frame is handed the published result (a Complete node on mqtt-out).
  *
- * It relies on two properties of the broker node (10-mqtt.js): `client` (the MQTT.js client,
- * created in `connect()`) and `connect`. Both are checked; where they are absent the hook does
- * nothing and the status says so.
+ * It relies on the broker node's `client` and `connect` (10-mqtt.js, Node-RED 4.x) and on
+ * MQTT.js 5's `handleMessage` and `_sendPacket`. All are checked; where one is absent the hook
+ * does nothing and deeplab-frame's status says acknowledgements cannot be held.
  */
 import type { Node } from 'node-red';
 import { ackKey, AckGate, topicMatches } from '../../lib/transport/ack-gate';
@@ -20,8 +20,14 @@ interface Packet {
   qos: number;
   properties?: { userProperties?: Record<string, string | string[]> };
 }
+interface PubackPacket {
+  cmd: string;
+  messageId?: number;
+}
+type SendPacket = (packet: PubackPacket, cb?: (err?: Error) => void, cbStorePut?: unknown) => void;
 interface MqttClientLike {
-  handleMessage: (packet: Packet, callback: (err?: Error) => void) => void;
+  handleMessage: (packet: Packet & { messageId?: number }, callback: (err?: Error) => void) => void;
+  _sendPacket?: SendPacket;
   on(event: 'close', cb: () => void): void;
 }
 export interface BrokerNodeLike extends Node {
@@ -38,18 +44,45 @@ interface BrokerHook {
 
 const hooks = new WeakMap<object, BrokerHook>();
 
-function hookClient(hook: BrokerHook, client: MqttClientLike): void {
-  if (hook.hooked.has(client)) return;
+function hookClient(hook: BrokerHook, client: MqttClientLike): boolean {
+  if (hook.hooked.has(client)) return true;
+  if (typeof client._sendPacket !== 'function' || typeof client.handleMessage !== 'function') return false;
   hook.hooked.add(client);
-  const original = client.handleMessage.bind(client);
+  // MQTT.js reads packets one after the other and goes on to the next only when the PUBACK of a
+  // QoS 1 message has been written: holding handleMessage's callback would stall every packet
+  // behind it (PINGRESP, the PUBACKs of our own results: a deadlock, then a keep-alive timeout).
+  // So the callback runs at once and only the PUBACK packet itself is kept back.
+  const send = client._sendPacket.bind(client);
+  const waiting = new Map<number, PubackPacket | null>();
+  const handle = client.handleMessage.bind(client);
   client.handleMessage = (packet, callback) => {
-    const held = packet.qos > 0 && [...hook.filters.values()].some((f) => topicMatches(f, packet.topic));
-    if (!held) return original(packet, callback);
-    const frame = packet.properties?.userProperties?.frame;
-    hook.gate.hold(ackKey(packet.topic, Array.isArray(frame) ? frame[0] : frame), client, () => original(packet, callback));
+    const id = packet.messageId;
+    const held = packet.qos === 1 && id !== undefined && [...hook.filters.values()].some((f) => topicMatches(f, packet.topic));
+    if (held) {
+      waiting.set(id, null);
+      const frame = packet.properties?.userProperties?.frame;
+      hook.gate.hold(ackKey(packet.topic, Array.isArray(frame) ? frame[0] : frame), client, () => {
+        const puback = waiting.get(id);
+        waiting.delete(id);
+        if (puback) send(puback);
+      });
+    }
+    handle(packet, callback);
+  };
+  client._sendPacket = (packet, cb, cbStorePut) => {
+    if (packet.cmd === 'puback' && packet.messageId !== undefined && waiting.has(packet.messageId)) {
+      waiting.set(packet.messageId, packet);
+      cb?.(); // MQTT.js goes on reading; the PUBACK goes out when the result is published
+      return;
+    }
+    send(packet, cb, cbStorePut);
   };
   // Acknowledgements of a closed connection are void: the broker redelivers after the reconnect.
-  client.on('close', () => hook.gate.drop(client));
+  client.on('close', () => {
+    hook.gate.drop(client);
+    waiting.clear();
+  });
+  return true;
 }
 
 /**
@@ -72,7 +105,7 @@ export function holdAcks(broker: BrokerNodeLike, holder: string, filter: string)
     };
   }
   hook.filters.set(holder, filter);
-  if (broker.client) hookClient(hook, broker.client);
+  if (broker.client && !hookClient(hook, broker.client)) return undefined;
   return hook.gate;
 }
 

@@ -8,6 +8,8 @@ export interface WireFrame extends Partial<FrameMeta> {
   worker: string;
   /** set where the acknowledgement is held: the key that releases it */
   ack?: string;
+  /** on deeplab-result's picture message: not an answer (its Complete is ignored) */
+  picture?: boolean;
 }
 
 export const WORKER_NAME = process.env.DEEPLAB_WORKER || `${os.hostname()}:${process.pid}`;

@@ -3,7 +3,8 @@
  * deeplab/results/<camera>, the label map as an indexed PNG (payload), the summary JSON (frame
  * id, per-class pixel counts, timings, worker) in the user property `result` and in msg.result.
  * A message from a Catch node (msg.error) becomes an error result for its frame, so every frame
- * is answered, the refused ones included.
+ * is answered, the refused ones included. A rendered picture (seg-render) on the message goes out
+ * on the second output, topic deeplab/results/<camera>/picture, for dashboards.
  */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { ContractError, describeValue, expectLabelMap, isLabelMap } from '../../lib/contract';
@@ -19,6 +20,8 @@ interface ResultProps {
   model?: string;
   property?: string;
   topicPrefix?: string;
+  /** a message property holding a rendered picture (seg-render's output) to publish beside the result; blank: none */
+  picture?: string;
 }
 
 export = function register(RED: NodeAPI): void {
@@ -29,6 +32,7 @@ export = function register(RED: NodeAPI): void {
       property: pathProp(def.property),
       topicPrefix: (def.topicPrefix ?? '').trim() || RESULTS_TOPIC,
       model: modelNodeOf(RED, def.model),
+      picture: (def.picture ?? '').trim() ? pathProp(def.picture) : undefined,
     }));
     let ok = 0;
     let failed = 0;
@@ -86,7 +90,17 @@ export = function register(RED: NodeAPI): void {
         retain: false,
       } as Msg;
       setStatus(node, failed && error ? 'warn' : 'ok', `${ok} results · ${failed} errors${error ? `: ${summary.error!.code}` : ''}`);
-      send(out);
+      // The picture goes out on a second output without the acknowledgement key: only the result releases the frame.
+      const picture = o.picture && !error ? getProp(RED, msg, o.picture) : undefined;
+      const pictureMsg = Buffer.isBuffer(picture)
+        ? {
+          topic: `${topic}/picture`, payload: picture, qos: 1, retain: false,
+          contentType: picture[0] === 0x89 ? 'image/png' : 'image/jpeg',
+          userProperties: { camera: summary.camera, frame: summary.frameId ?? '' },
+          frame: frame && { ...frame, ack: undefined, picture: true },
+        }
+        : null;
+      send([out, pictureMsg]);
     });
   }
   RED.nodes.registerType('deeplab-result', DeeplabResult);
