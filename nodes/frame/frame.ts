@@ -27,6 +27,8 @@ interface FrameProps {
   quality?: string | number;
   maxMegapixels?: string | number;
   broker?: string;
+  /** frames let into the pipeline at once, unanswered (0: no limit) */
+  window?: string | number;
 }
 
 export = function register(RED: NodeAPI): void {
@@ -40,6 +42,7 @@ export = function register(RED: NodeAPI): void {
       quality: intProp(def.quality, 85, 'JPEG quality'),
       maxPixels: Math.round(numberProp(def.maxMegapixels, 40, 'max megapixels') * 1e6),
       broker: def.broker ? (RED.nodes.getNode(def.broker) as BrokerNodeLike | null) : undefined,
+      window: intProp(def.window, def.broker ? 4 : 0, 'window'),
     }));
     let gate: AckGate | undefined;
     if (cfg?.mode === 'decode' && def.broker) {
@@ -54,7 +57,24 @@ export = function register(RED: NodeAPI): void {
     let failed = 0;
     let answered = 0;
     const counters = new Map<string, number>();
-    const holding = () => (gate ? ` · ${gate.size} unacked` : '');
+    const holding = () => (gate ? ` · ${gate.size} unacked` : '') + (waiting.length ? ` · ${waiting.length} waiting` : '');
+    // The window: at most `window` frames in the pipeline, unanswered; the next waits here, still
+    // undecoded and unacknowledged. The broker's in-flight window should already keep it so, but
+    // Mosquitto before 2.0.13 miscounts it when acknowledgements are late (it sends more).
+    let inPipeline = 0;
+    const waiting: (() => void)[] = [];
+    const enter = (): Promise<void> | undefined => {
+      if (!cfg?.window || inPipeline < cfg.window) {
+        inPipeline++;
+        return undefined;
+      }
+      return new Promise((resolve) => waiting.push(() => { inPipeline++; resolve(); }));
+    };
+    const leave = () => {
+      inPipeline = Math.max(0, inPipeline - 1);
+      const next = waiting.shift();
+      if (next) next();
+    };
     if (cfg && !(def.broker && !gate)) setStatus(node, 'idle', cfg.mode === 'decode' ? `ready${gate ? ' · acks held until answered' : ''}` : 'ready');
 
     onInput(node, async (msg: Msg, send) => {
@@ -66,9 +86,12 @@ export = function register(RED: NodeAPI): void {
         if (back.picture) return;
         answered++;
         if (back.ack !== undefined && gate) gate.release(back.ack);
+        leave();
         setStatus(node, 'ok', `${decoded} frames · ${answered} answered · ${failed} refused${holding()}`);
         return;
       }
+      const wait = enter();
+      if (wait) await wait;
       const topic = typeof msg.topic === 'string' ? msg.topic : '';
       const props = msg.userProperties as UserProperties | undefined;
       const frameProp = props?.frame;

@@ -31,7 +31,7 @@ export function workerFlow(o: WorkerFlowOptions): Record<string, unknown>[] {
     },
     { id: 'w-model', type: 'deeplab-model', name: 'tiny v3+ (random weights)', variant: 'v3plus', backbone: 'mobilenetv2', width: 0.125, classPreset: 'voc21' },
     { id: 'w-in', type: 'mqtt in', z, name: 'frames (shared)', topic: '$share/deeplab/deeplab/frames/+', qos: '1', datatype: 'buffer', broker: 'w-broker', nl: false, rap: true, rh: 0, inputs: 0, x: 140, y: 80, wires: [['w-frame']] },
-    { id: 'w-frame', type: 'deeplab-frame', z, name: '', mode: 'decode', broker: 'w-broker', x: 340, y: 80, wires: [['w-infer']] },
+    { id: 'w-frame', type: 'deeplab-frame', z, name: '', mode: 'decode', broker: 'w-broker', window: o.queueSize, x: 340, y: 80, wires: [['w-infer']] },
     { id: 'w-infer', type: 'deeplab-infer', z, name: '', model: 'w-model', size: o.size ?? 64, queueSize: o.queueSize, queuePolicy: 'wait', x: 540, y: 80, wires: [['w-up']] },
     { id: 'w-up', type: 'deeplab-upsample', z, name: '', result: 'labels', x: 740, y: 80, wires: [['w-result']] },
     { id: 'w-result', type: 'deeplab-result', z, name: '', model: 'w-model', x: 940, y: 80, wires: [['w-out'], ['w-out']] },
