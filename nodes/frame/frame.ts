@@ -49,7 +49,7 @@ export = function register(RED: NodeAPI): void {
       if (!cfg.broker) {
         setStatus(node, 'error', 'broker config node missing');
       } else {
-        gate = holdAcks(cfg.broker, node.id, `${cfg.topicPrefix}/+`);
+        gate = holdAcks(cfg.broker, node.id, `${cfg.topicPrefix}/+`, () => connectionClosed());
         if (!gate) setStatus(node, 'warn', 'this mqtt-broker node cannot hold acknowledgements');
       }
     }
@@ -57,25 +57,42 @@ export = function register(RED: NodeAPI): void {
     let failed = 0;
     let answered = 0;
     const counters = new Map<string, number>();
-    const holding = () => (gate ? ` · ${gate.size} unacked` : '') + (waiting.length ? ` · ${waiting.length} waiting` : '');
+    const holding = () => (gate ? ` · ${gate.size} unacked` : '') + (waiting.length ? ` · ${waiting.length} waiting` : '')
+      + (redelivered ? ` · ${redelivered} left to redelivery` : '');
     // The window: at most `window` frames in the pipeline, unanswered; the next waits here, still
     // undecoded and unacknowledged. The broker's in-flight window should already keep it so, but
     // Mosquitto before 2.0.13 miscounts it when acknowledgements are late (it sends more).
-    let inPipeline = 0;
-    const waiting: (() => void)[] = [];
-    const enter = (): Promise<void> | undefined => {
-      if (!cfg?.window || inPipeline < cfg.window) {
-        inPipeline++;
-        return undefined;
+    // A slot is freed when its result comes back, or when the connection it came on closes: then
+    // the broker delivers its frame again, and mqtt-out drops results it cannot publish (no
+    // completion ever comes for them).
+    let nextSlot = 0;
+    const inPipeline = new Set<number>();
+    const waiting: { admit: (slot: number) => void; drop: () => void }[] = [];
+    let redelivered = 0;
+    const enter = (): Promise<number | undefined> | number => {
+      const slot = ++nextSlot;
+      if (!cfg?.window || inPipeline.size < cfg.window) {
+        inPipeline.add(slot);
+        return slot;
       }
-      return new Promise((resolve) => waiting.push(() => { inPipeline++; resolve(); }));
+      return new Promise((resolve) => waiting.push({ admit: (s) => resolve(s), drop: () => resolve(undefined) }));
     };
-    const leave = () => {
-      inPipeline = Math.max(0, inPipeline - 1);
-      const next = waiting.shift();
-      if (next) next();
+    const pump = () => {
+      while (waiting.length && (!cfg?.window || inPipeline.size < cfg.window)) {
+        const slot = ++nextSlot;
+        inPipeline.add(slot);
+        waiting.shift()!.admit(slot);
+      }
     };
-    if (cfg && !(def.broker && !gate)) setStatus(node, 'idle', cfg.mode === 'decode' ? `ready${gate ? ' · acks held until answered' : ''}` : 'ready');
+    const leave = (slot: number | undefined) => {
+      if (slot !== undefined && inPipeline.delete(slot)) pump();
+    };
+    const connectionClosed = () => {
+      // Frames not yet answered will come again from the broker: forget them here.
+      redelivered += waiting.length;
+      for (const w of waiting.splice(0)) w.drop();
+      inPipeline.clear();
+    };
 
     onInput(node, async (msg: Msg, send) => {
       const o = requireConfig(cfg);
@@ -86,16 +103,17 @@ export = function register(RED: NodeAPI): void {
         if (back.picture) return;
         answered++;
         if (back.ack !== undefined && gate) gate.release(back.ack);
-        leave();
+        leave(back.slot);
         setStatus(node, 'ok', `${decoded} frames · ${answered} answered · ${failed} refused${holding()}`);
         return;
       }
-      const wait = enter();
-      if (wait) await wait;
+      const entered = enter();
+      const slot = typeof entered === 'number' ? entered : await entered;
+      if (slot === undefined) return; // its connection closed while it waited: the broker sends it again
       const topic = typeof msg.topic === 'string' ? msg.topic : '';
       const props = msg.userProperties as UserProperties | undefined;
       const frameProp = props?.frame;
-      const frame: WireFrame = { receivedAt: Date.now(), worker: WORKER_NAME, camera: cameraOf(props, topic) };
+      const frame: WireFrame = { receivedAt: Date.now(), worker: WORKER_NAME, camera: cameraOf(props, topic), slot };
       if (gate && (msg.qos as number) > 0) frame.ack = ackKey(topic, Array.isArray(frameProp) ? frameProp[0] : frameProp);
       if (typeof frameProp === 'string') frame.frameId = frameProp;
       // Set before anything can fail: the Catch node's error result needs the camera and frame id.

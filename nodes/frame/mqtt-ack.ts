@@ -39,6 +39,8 @@ interface BrokerHook {
   gate: AckGate;
   /** frames topic filters of the deeplab-frame nodes holding acknowledgements on this broker */
   filters: Map<string, string>;
+  /** told when a connection closes (its held acknowledgements are void) */
+  onClose: Map<string, () => void>;
   hooked: WeakSet<object>;
 }
 
@@ -81,6 +83,7 @@ function hookClient(hook: BrokerHook, client: MqttClientLike): boolean {
   client.on('close', () => {
     hook.gate.drop(client);
     waiting.clear();
+    for (const cb of hook.onClose.values()) cb();
   });
   return true;
 }
@@ -90,11 +93,11 @@ function hookClient(hook: BrokerHook, client: MqttClientLike): boolean {
  * deeplab-frame node); returns the gate, or undefined where the broker node is not the shape
  * this hook knows.
  */
-export function holdAcks(broker: BrokerNodeLike, holder: string, filter: string): AckGate | undefined {
+export function holdAcks(broker: BrokerNodeLike, holder: string, filter: string, onClose?: () => void): AckGate | undefined {
   if (typeof broker.connect !== 'function') return undefined;
   let hook = hooks.get(broker);
   if (!hook) {
-    const created: BrokerHook = { gate: new AckGate(), filters: new Map(), hooked: new WeakSet() };
+    const created: BrokerHook = { gate: new AckGate(), filters: new Map(), onClose: new Map(), hooked: new WeakSet() };
     hook = created;
     hooks.set(broker, created);
     const connect = broker.connect.bind(broker);
@@ -105,6 +108,7 @@ export function holdAcks(broker: BrokerNodeLike, holder: string, filter: string)
     };
   }
   hook.filters.set(holder, filter);
+  if (onClose) hook.onClose.set(holder, onClose);
   if (broker.client && !hookClient(hook, broker.client)) return undefined;
   return hook.gate;
 }
@@ -112,4 +116,5 @@ export function holdAcks(broker: BrokerNodeLike, holder: string, filter: string)
 /** Stops holding for holder. Acknowledgements already held stay held until released or their connection closes. */
 export function stopHolding(broker: BrokerNodeLike, holder: string): void {
   hooks.get(broker)?.filters.delete(holder);
+  hooks.get(broker)?.onClose.delete(holder);
 }

@@ -8,6 +8,8 @@ export interface WireFrame extends Partial<FrameMeta> {
   worker: string;
   /** set where the acknowledgement is held: the key that releases it */
   ack?: string;
+  /** the frame's place in deeplab-frame's window */
+  slot?: number;
   /** on deeplab-result's picture message: not an answer (its Complete is ignored) */
   picture?: boolean;
 }
