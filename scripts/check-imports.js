@@ -19,6 +19,7 @@
  *   inference  THE forward wrapper: plan, pad, normalise, run, crop, upsample
  *   training   the training loop, its worker threads, evaluation, the CRF search
  *   compute    the worker pool, the typed task map, the client and the model cache / host
+ *   transport  the MQTT frame and result envelopes, deferred acknowledgements (scale-out over a broker)
  *
  * lib/index.ts (the package's public surface) and lib/cli.ts (the command line) are entry points
  * above every layer and may import anything. Type-only imports count
@@ -31,7 +32,7 @@
 const fs = require('fs');
 const path = require('path');
 
-const LAYERS = ['contract', 'runtime', 'engine', 'data', 'models', 'metrics', 'render', 'ops', 'fusion', 'crf', 'weights', 'inference', 'training', 'compute'];
+const LAYERS = ['contract', 'runtime', 'engine', 'data', 'models', 'metrics', 'render', 'ops', 'fusion', 'crf', 'weights', 'inference', 'training', 'compute', 'transport'];
 const EXEMPT = new Set(['index', 'cli']);
 
 /**
