@@ -138,7 +138,8 @@ function backpropInputByPhases(
         phases.push(tf.zeros([n, ph.count, pw.count, outChannels]));
         continue;
       }
-      const taps = tf.reverse(tf.stridedSlice(filter, [ry, rx, 0, 0], [fh, fw, fc, fm], [sh, sw, 1, 1]), [0, 1]) as Tensor4D;
+      const taps = fh === 1 && fw === 1 ? filter
+        : tf.reverse(tf.stridedSlice(filter, [ry, rx, 0, 0], [fh, fw, fc, fm], [sh, sw, 1, 1]), [0, 1]) as Tensor4D;
       const win = window(dy, [
         [1, ph.q0 - (mh - 1) * dh, ph.count + (mh - 1) * dh],
         [2, pw.q0 - (mw - 1) * dw, pw.count + (mw - 1) * dw],
@@ -147,10 +148,43 @@ function backpropInputByPhases(
     }
   }
   if (phases.length === 1) return phases[0];
-  return tf.batchToSpaceND(tf.concat(phases, 0), [sh, sw], [ph.crop, pw.crop]);
+  return interleavePhases(tf.concat(phases, 0) as Tensor4D, sh, sw, ph.crop, pw.crop);
+}
+
+/**
+ * batchToSpaceND(y, [sh, sw], crops) with transposes of rank 4 at most: wasm's BatchToSpaceND
+ * transposes at rank 6, a generic loop ~15x slower (it was ~10 % of a training step).
+ * Batch order (ry*sw + rx)*n + b, as TensorFlow's.
+ */
+function interleavePhases(y: Tensor4D, sh: number, sw: number, cropH: [number, number], cropW: [number, number]): Tensor4D {
+  const [b, hb, wb, c] = y.shape;
+  const n = b / (sh * sw);
+  // [ry, rx, n*hb*wb, c] -> [ry, n*hb*wb, rx, c], i.e. [ry, n, hb, wb*rx*c]
+  const cols = tf.transpose(tf.reshape(y, [sh, sw, n * hb * wb, c]), [0, 2, 1, 3]);
+  // [ry, n*hb, wb*sw*c] -> [n*hb, ry, wb*sw*c]
+  const rows = tf.transpose(tf.reshape(cols, [sh, n * hb, wb * sw * c]), [1, 0, 2]);
+  const full = tf.reshape(rows, [n, hb * sh, wb * sw, c]);
+  const h = hb * sh - cropH[0] - cropH[1];
+  const w = wb * sw - cropW[0] - cropW[1];
+  if (cropH[0] === 0 && cropW[0] === 0 && h === hb * sh && w === wb * sw) return full as Tensor4D;
+  return tf.slice(full, [0, cropH[0], cropW[0], 0], [n, h, w, c]) as Tensor4D;
 }
 
 // ---- Conv2DBackpropFilter -------------------------------------------------------------
+
+/**
+ * The inputs one filter tap (i, j) sees, from the channel-major window xw [ci, n, H, W]: the
+ * window itself for a 1x1 stride-1 convolution, a Slice at stride 1, a StridedSlice otherwise
+ * (wasm's StridedSlice is a generic loop, several times slower than Slice or no copy at all).
+ */
+function tapOf(xw: Tensor, i: number, j: number, ho: number, wo: number, sh: number, sw: number): Tensor {
+  const [ci, n, hw, ww] = xw.shape;
+  if (sh === 1 && sw === 1) {
+    if (i === 0 && j === 0 && hw === ho && ww === wo) return xw;
+    return tf.slice(xw, [0, 0, i, j], [ci, n, ho, wo]);
+  }
+  return tf.stridedSlice(xw, [0, 0, i, j], [ci, n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [1, 1, sh, sw]);
+}
 
 function conv2dBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.Conv2DBackpropFilterAttrs): Tensor4D {
   expectNHWC('Conv2DBackpropFilter', attrs.dataFormat);
@@ -176,8 +210,7 @@ function conv2dBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.Conv2DBackpro
       for (let t = t0; t < Math.min(taps, t0 + perChunk); t++) {
         const i = Math.floor(t / fw);
         const j = t % fw;
-        const tap = tf.stridedSlice(xw, [0, 0, i, j], [ci, n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [1, 1, sh, sw]);
-        rows.push(tf.reshape(tap, [ci, p]));
+        rows.push(tf.reshape(tapOf(xw, i, j, ho, wo, sh, sw), [ci, p]));
       }
       return tf.matMul(rows.length === 1 ? rows[0] : tf.concat(rows, 0), dy2);
     }));
@@ -362,6 +395,23 @@ function fixes(backend: string): tf.KernelConfig[] {
   ];
 }
 
+/**
+ * Identity sharing its input's buffer (a reference count more), as the cpu backend's does. wasm's
+ * copies the data, and the gradient tape clones every tensor a gradient needs through Identity:
+ * ~1600 copies a step for v3+ MobileNetV2. Tensors are immutable (a Variable's assign swaps its
+ * buffer), so sharing is safe.
+ */
+function sharedIdentity(): tf.KernelConfig {
+  const kernelFunc = ((args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend }) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === 'string') return replacedKernels.get(`wasm/${tf.Identity}`)!.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
+    (args.backend as unknown as { incRef(id: tf.DataId): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  }) as unknown as tf.KernelFunc;
+  (kernelFunc as unknown as Record<string, boolean>)[MARK] = true;
+  return { kernelName: tf.Identity, backendName: 'wasm', kernelFunc };
+}
+
 /** Kernels registered for each backend (by registerTrainingKernels). */
 export const TRAINING_KERNELS: Record<string, tf.KernelConfig[]> = {
   wasm: [
@@ -375,6 +425,7 @@ export const TRAINING_KERNELS: Record<string, tf.KernelConfig[]> = {
       depthwiseBackpropInput(i.dy as Tensor4D, i.filter as Tensor4D, attrsOf<tf.DepthwiseConv2dNativeBackpropInputAttrs>(a))),
     config(tf.UnsortedSegmentSum, 'wasm', (i, a) =>
       unsortedSegmentSum(i.x, i.segmentIds, attrsOf<tf.UnsortedSegmentSumAttrs>(a).numSegments)),
+    sharedIdentity(),
     ...fixes('wasm'),
   ],
   cpu: fixes('cpu'),

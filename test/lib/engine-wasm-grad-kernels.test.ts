@@ -105,10 +105,10 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
     registerTrainingKernels('wasm');
     assert.ok(trainingKernelsRegistered('wasm'));
     assert.deepEqual([...replacedKernels.keys()].filter((k) => k.startsWith('wasm/')).sort(),
-      ['wasm/AvgPoolGrad', 'wasm/Conv2DBackpropInput', 'wasm/ResizeBilinearGrad']);
+      ['wasm/AvgPoolGrad', 'wasm/Conv2DBackpropInput', 'wasm/Identity', 'wasm/ResizeBilinearGrad']);
     assert.deepEqual(TRAINING_KERNELS.wasm.map((k) => k.kernelName).sort(), [
       'AvgPoolGrad', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'ResizeBilinearGrad', 'UnsortedSegmentSum']);
+      'DepthwiseConv2dNativeBackpropInput', 'Identity', 'ResizeBilinearGrad', 'UnsortedSegmentSum']);
     assert.deepEqual(TRAINING_KERNELS.cpu.map((k) => k.kernelName).sort(), ['AvgPoolGrad', 'ResizeBilinearGrad']);
     assert.equal(tf.getKernel('Conv2DBackpropFilter', 'cpu')?.backendName, 'cpu', 'cpu keeps its own conv kernels');
   });
@@ -202,6 +202,26 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
       assertClose(await runOn('wasm', 'UnsortedSegmentSum', { x, segmentIds: valid }, { numSegments: 4 }),
         await runOn('cpu', 'UnsortedSegmentSum', { x, segmentIds: valid }, { numSegments: 4 }), 'vs cpu');
     });
+  });
+
+  it('Identity shares the buffer: a clone outlives its source, and the memory goes with the last of them', () => {
+    const bytes = tf.memory().numBytes;
+    const x = tf.tensor([1.5, -2, 3, 4], [2, 2]);
+    const y = tf.clone(x);
+    const strings = tf.tensor(['a', 'b']);
+    const s = tf.clone(strings);
+    assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3, 4]);
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3, 4]);
+    assert.deepEqual(s.arraySync(), ['a', 'b']);
+    // A variable assigned from a clone does not write through to the source.
+    const c = tf.clone(y);
+    const v = tf.variable(c);
+    const zeros = tf.zeros([2, 2]);
+    v.assign(zeros);
+    assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3, 4]);
+    tf.dispose([y, c, v, s, strings, zeros]);
+    assert.equal(tf.memory().numBytes, bytes);
   });
 
   it("wasm's own Conv2DBackpropInput (replaced for speed) is correct with stride 2 and explicit padding", async () => {
