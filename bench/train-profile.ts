@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   try {
     console.log(`${variant} ${backbone} width ${width}, crop ${crop}, batch ${batch} x iter ${iter}, backend ${backend}`);
     await t.step();
-    tf.tidy(() => t.model.forward(x, { training: true, freezeBN: false }).logits.dataSync());
+    tf.tidy(() => { t.model.forward(x, { training: true, freezeBN: false }).logits.dataSync(); });
     prof.enabled = true;
     prof.reset();
     let stepMs = 0;
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     prof.setPhase('forward');
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) {
-      for (let k = 0; k < iter; k++) tf.tidy(() => t.model.forward(x, { training: true, freezeBN: false }).logits.dataSync());
+      for (let k = 0; k < iter; k++) tf.tidy(() => { t.model.forward(x, { training: true, freezeBN: false }).logits.dataSync(); });
     }
     const f = (performance.now() - t0) / steps;
     prof.setPhase('idle');
