@@ -8,19 +8,22 @@
  * v3+ MobileNetV2 x0.25 at crop 129, batch 8: BN's backward was about half of a step.
  *
  * Here, with P = N*H*W and xhat = (x - mean) * rstd:
- *   forward   mean and variance as [1, P] x [P, C] products (XNNPACK GEMV), y by FusedBatchNorm
- *   backward  dbeta = sum dy, dgamma = sum dy * xhat (both GEMVs), and
- *             dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / P)
- * every per-channel affine map running as a FusedBatchNorm with zero mean, unit variance and
- * epsilon 0 (exact: x * scale + offset), never as a broadcasting binary op.
- * The forward keeps x and the statistics only; xhat is recomputed in the backward pass.
+ *   forward   mean and variance as [1, P] x [P, C] products (XNNPACK GEMV), y as one affine pass
+ *   backward  dbeta = sum dy, dgamma = sum dy * xhat (GEMVs), and
+ *             dx = gamma * rstd * (dy - (dbeta + xhat * dgamma) / P), as two affine passes of dy and x
+ * every per-channel affine map running as a 1x1 depthwise convolution with a bias (XNNPACK),
+ * never as a broadcasting binary op (nor as FusedBatchNorm, a slower scalar loop on wasm).
+ * The forward keeps x and the statistics only (no normalised copy).
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** Per-channel scale and offset, x * scale + offset, as one FusedBatchNorm pass. */
-function affine(x: tf.Tensor4D, scale: tf.Tensor1D | undefined, offset: tf.Tensor1D | undefined): tf.Tensor4D {
+/**
+ * Per-channel scale and offset, x * scale + offset, as a 1x1 depthwise convolution with a bias:
+ * one XNNPACK pass on wasm, ~1.7x faster there than FusedBatchNorm (a scalar loop), measured.
+ */
+function affine(x: tf.Tensor4D, scale: tf.Tensor1D, offset?: tf.Tensor1D): tf.Tensor4D {
   const c = x.shape[3];
-  return tf.batchNorm(x, tf.zeros([c]), tf.ones([c]), offset, scale, 0) as tf.Tensor4D;
+  return tf.fused.depthwiseConv2d({ x, filter: tf.reshape(scale, [1, 1, c, 1]) as tf.Tensor4D, strides: 1, pad: 'valid', bias: offset });
 }
 
 /** Sums over the pixels of every channel: [1, P] x [P, C], scaled by `factor`. */
@@ -50,23 +53,26 @@ export function batchNormTraining(
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [x4, g, b, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
     const mean = channelSums(x4, 1 / p);
-    const centred = affine(x4, undefined, tf.neg(mean));
+    const centred = affine(x4, tf.ones([c]), tf.neg(mean) as tf.Tensor1D);
     const variance = channelSums(tf.square(centred) as tf.Tensor4D, 1 / p);
-    const y = tf.batchNorm(x4, mean, variance, b, g, eps) as tf.Tensor4D;
+    const rstd = tf.rsqrt(tf.add(variance, eps)) as tf.Tensor1D;
+    const y = affine(centred, tf.mul(g, rstd) as tf.Tensor1D, b);
     onMoments?.({ mean: tf.keep(mean), variance: tf.keep(variance) });
-    save([x4, mean, variance, g]);
+    save([x4, mean, rstd, g]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, m, v, gs] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+        const [xs, m, r, gs] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
         const dy4 = dy as tf.Tensor4D;
-        const xhat = tf.batchNorm(xs, m, v, undefined, undefined, eps) as tf.Tensor4D;
+        // With xhat = (x - mean) * rstd: dBeta = sum dy, dGamma = sum dy * xhat = rstd * (sum dy * x - mean * dBeta).
         const dBeta = channelSums(dy4);
-        const dGamma = channelSums(tf.mul(dy4, xhat) as tf.Tensor4D);
-        const rstd = tf.rsqrt(tf.add(v, eps));
-        // dx = gamma * rstd * (dy - (dBeta + xhat * dGamma) / P)
-        const inner = tf.add(dy4, affine(xhat, tf.div(dGamma, -p) as tf.Tensor1D, tf.div(dBeta, -p) as tf.Tensor1D)) as tf.Tensor4D;
-        const dx = affine(inner, tf.mul(gs, rstd) as tf.Tensor1D, undefined);
+        const dGamma = tf.mul(r, tf.sub(channelSums(tf.mul(dy4, xs) as tf.Tensor4D), tf.mul(m, dBeta))) as tf.Tensor1D;
+        // dx = a * (dy - (dBeta + xhat * dGamma) / P) with a = gamma * rstd
+        //    = a * dy + kx * x + k0,  kx = -a * rstd * dGamma / P,  k0 = -a * dBeta / P - kx * mean.
+        const ga = tf.mul(gs, r) as tf.Tensor1D;
+        const kx = tf.mul(tf.mul(ga, r), tf.div(dGamma, -p)) as tf.Tensor1D;
+        const k0 = tf.sub(tf.mul(ga, tf.div(dBeta, -p)), tf.mul(kx, m)) as tf.Tensor1D;
+        const dx = tf.add(affine(dy4, ga, k0), affine(xs, kx)) as tf.Tensor4D;
         return [dx, dGamma, dBeta];
       },
     };
