@@ -460,6 +460,21 @@ export const TRAINING_KERNELS: Record<string, tf.KernelConfig[]> = {
   cpu: fixes('cpu'),
 };
 
+/**
+ * The gradient of ReLU6 as dy * step(x * (6 - x)): 1 exactly where 0 < x < 6 (PyTorch's
+ * hardtanh convention; tfjs's own also passes the gradient at x = 6). tfjs's runs LessEqual
+ * (a generic compare to bool, slow on wasm), Step, a bool multiply, Cast and Multiply: ~3x
+ * slower on wasm (measured), ~7 % of a MobileNetV2 training step. Backend independent.
+ */
+export const RELU6_GRADIENT: tf.GradConfig = {
+  kernelName: tf.Relu6,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const [x] = saved;
+    return { x: () => tf.mul(dy as Tensor, tf.step(tf.mul(x, tf.sub(6, x)))) };
+  },
+};
+
 function isOurs(k: tf.KernelConfig | undefined): boolean {
   return !!k && (k.kernelFunc as unknown as Record<string, boolean>)[MARK] === true;
 }
@@ -470,6 +485,7 @@ function isOurs(k: tf.KernelConfig | undefined): boolean {
  * otherwise replace ours.
  */
 export function registerTrainingKernels(backend: string): void {
+  tf.registerGradient(RELU6_GRADIENT);
   for (const k of TRAINING_KERNELS[backend] ?? []) {
     const existing = tf.getKernel(k.kernelName, backend);
     if (isOurs(existing)) continue;

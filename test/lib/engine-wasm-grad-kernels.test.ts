@@ -223,6 +223,21 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
     assert.equal(tf.memory().numBytes, bytes);
   });
 
+  it('ReLU6 passes the gradient exactly where 0 < x < 6 (as PyTorch), as tfjs does elsewhere', () => {
+    tf.tidy(() => {
+      const x = tf.tensor([-3, -1e-30, 0, 1e-30, 0.5, 5.999, 6, 6.001, 1e30, -1e30]);
+      const dy = tf.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      const [dx] = tf.grads((a: tf.Tensor) => tf.relu6(a))([x], dy);
+      assert.deepEqual(Array.from(dx.dataSync()), [0, 0, 0, 4, 5, 6, 0, 0, 0, 0]);
+      // tfjs's own formula on random inputs (which never hit 6 exactly).
+      const asTensor = (a: { shape: number[]; data: Float32Array }) => tf.tensor(a.data, a.shape);
+      const r = tf.mul(asTensor(randomArray([4, 9, 9, 5], 3)), 8);
+      const g = asTensor(randomArray([4, 9, 9, 5], 4));
+      const want = tf.mul(g, tf.cast(tf.mul(tf.lessEqual(r, 6), tf.step(r)), 'float32'));
+      assert.deepEqual(Array.from(tf.grads((a: tf.Tensor) => tf.relu6(a))([r], g)[0].dataSync()), Array.from(want.dataSync()));
+    });
+  });
+
   it("wasm's own Conv2DBackpropInput (replaced for speed) is correct with stride 2 and explicit padding", async () => {
     const native = replacedKernels.get('wasm/Conv2DBackpropInput');
     assert.ok(native, 'the native kernel was kept');
