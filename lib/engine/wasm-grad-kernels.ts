@@ -4,11 +4,12 @@
  * (XNNPACK Conv2D / DepthwiseConv2dNative / MatMul, Transpose, Slice, Pad,
  * BatchToSpaceND); the floating-point work equals the forward convolution's.
  *
- * - Conv2DBackpropFilter: im2col built channel-major (so no big transpose is needed) times
- *   dy, one plain MatMul per chunk of taps (MatMul with transposeA is ~6x slower on wasm).
+ * - Conv2DBackpropFilter: for kernels above 1x1, one convolution of the input (batch as
+ *   channels) by dy as the filter (forward stride as dilation); for 1x1, the channel-major
+ *   input times dy, one plain MatMul (MatMul with transposeA is ~6x slower on wasm).
  * - Conv2DBackpropInput: wasm has it, but as a naive loop ~15x slower than the forward
  *   conv; replaced by a polyphase formulation: one stride-1 conv per output phase with the
- *   matching taps of the rotated filter, interleaved by BatchToSpaceND (no zero insertion).
+ *   matching taps of the rotated filter, interleaved by rank-4 transposes (no zero insertion).
  * - DepthwiseConv2dNativeBackpropInput: the same polyphase scheme with depthwise convs.
  * - DepthwiseConv2dNativeBackpropFilter: a depthwise conv of the input with dy as the
  *   filter (batch folded into channels; forward stride becomes the filter dilation).
@@ -138,7 +139,8 @@ function backpropInputByPhases(
         phases.push(tf.zeros([n, ph.count, pw.count, outChannels]));
         continue;
       }
-      const taps = tf.reverse(tf.stridedSlice(filter, [ry, rx, 0, 0], [fh, fw, fc, fm], [sh, sw, 1, 1]), [0, 1]) as Tensor4D;
+      const taps = fh === 1 && fw === 1 ? filter
+        : tf.reverse(tf.stridedSlice(filter, [ry, rx, 0, 0], [fh, fw, fc, fm], [sh, sw, 1, 1]), [0, 1]) as Tensor4D;
       const win = window(dy, [
         [1, ph.q0 - (mh - 1) * dh, ph.count + (mh - 1) * dh],
         [2, pw.q0 - (mw - 1) * dw, pw.count + (mw - 1) * dw],
@@ -147,10 +149,51 @@ function backpropInputByPhases(
     }
   }
   if (phases.length === 1) return phases[0];
-  return tf.batchToSpaceND(tf.concat(phases, 0), [sh, sw], [ph.crop, pw.crop]);
+  return interleavePhases(tf.concat(phases, 0) as Tensor4D, sh, sw, ph.crop, pw.crop);
+}
+
+/**
+ * batchToSpaceND(y, [sh, sw], crops) with transposes of rank 4 at most: wasm's BatchToSpaceND
+ * transposes at rank 6, a generic loop ~15x slower (it was ~10 % of a training step).
+ * Batch order (ry*sw + rx)*n + b, as TensorFlow's.
+ */
+function interleavePhases(y: Tensor4D, sh: number, sw: number, cropH: [number, number], cropW: [number, number]): Tensor4D {
+  const [b, hb, wb, c] = y.shape;
+  const n = b / (sh * sw);
+  // [ry, rx, n*hb*wb, c] -> [ry, n*hb*wb, rx, c], i.e. [ry, n, hb, wb*rx*c]
+  const cols = tf.transpose(tf.reshape(y, [sh, sw, n * hb * wb, c]), [0, 2, 1, 3]);
+  // [ry, n*hb, wb*sw*c] -> [n*hb, ry, wb*sw*c]
+  const rows = tf.transpose(tf.reshape(cols, [sh, n * hb, wb * sw * c]), [1, 0, 2]);
+  const full = tf.reshape(rows, [n, hb * sh, wb * sw, c]);
+  const h = hb * sh - cropH[0] - cropH[1];
+  const w = wb * sw - cropW[0] - cropW[1];
+  if (cropH[0] === 0 && cropW[0] === 0 && h === hb * sh && w === wb * sw) return full as Tensor4D;
+  return tf.slice(full, [0, cropH[0], cropW[0], 0], [n, h, w, c]) as Tensor4D;
 }
 
 // ---- Conv2DBackpropFilter -------------------------------------------------------------
+
+/**
+ * The inputs each filter tap (i, j) sees, [ci, n, ho, wo], from the channel-major padded window
+ * xw [ci, n, H, W] (H, W multiples of the strides): the window itself for a 1x1 stride-1
+ * convolution, else a Slice. With a stride, the window is first split once into its stride
+ * phases (rank-4 reshape and transpose), so that every tap is a contiguous Slice of one phase:
+ * wasm's StridedSlice is a generic loop (the 9 taps of the stem took ~10 % of a step).
+ */
+function tapsOf(xw: Tensor, ho: number, wo: number, sh: number, sw: number): (i: number, j: number) => Tensor {
+  const [ci, n, hw, ww] = xw.shape;
+  if (sh === 1 && sw === 1) {
+    return (i, j) => (i === 0 && j === 0 && hw === ho && ww === wo ? xw : tf.slice(xw, [0, 0, i, j], [ci, n, ho, wo]));
+  }
+  const hq = hw / sh;
+  const wq = ww / sw;
+  // [ci*n*hq, sh, wq, sw] -> [sh, sw, ci*n*hq, wq]: phase (py, px) holds rows py, py + sh, ...
+  const phases = tf.reshape(tf.transpose(tf.reshape(xw, [ci * n * hq, sh, wq, sw]), [1, 3, 0, 2]), [sh * sw, ci * n, hq, wq]);
+  return (i, j) => {
+    const phase = (i % sh) * sw + (j % sw);
+    return tf.slice(phases, [phase, 0, Math.floor(i / sh), Math.floor(j / sw)], [1, ci * n, ho, wo]);
+  };
+}
 
 function conv2dBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.Conv2DBackpropFilterAttrs): Tensor4D {
   expectNHWC('Conv2DBackpropFilter', attrs.dataFormat);
@@ -160,12 +203,15 @@ function conv2dBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.Conv2DBackpro
   const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
   const n = x.shape[0];
   const p = n * ho * wo;
+  if (fh * fw > 1) return filterGradByConv(x, dy, info);
   // Channel-major input: each tap's slice reshapes straight into rows of the transposed im2col.
   const xt = tf.transpose(x, [3, 0, 1, 2]);
+  // The window's extent rounded up to whole strides (the extra zeros are read by no tap).
   const xw = window(xt, [
-    [2, -info.padInfo.top, fh + (ho - 1) * sh],
-    [3, -info.padInfo.left, fw + (wo - 1) * sw],
+    [2, -info.padInfo.top, Math.ceil((fh + (ho - 1) * sh) / sh) * sh],
+    [3, -info.padInfo.left, Math.ceil((fw + (wo - 1) * sw) / sw) * sw],
   ]);
+  const tap = tapsOf(xw, ho, wo, sh, sw);
   const dy2 = tf.reshape(dy, [p, co]);
   const taps = fh * fw;
   const perChunk = Math.max(1, Math.floor(IM2COL_CHUNK / (ci * p)));
@@ -176,13 +222,29 @@ function conv2dBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.Conv2DBackpro
       for (let t = t0; t < Math.min(taps, t0 + perChunk); t++) {
         const i = Math.floor(t / fw);
         const j = t % fw;
-        const tap = tf.stridedSlice(xw, [0, 0, i, j], [ci, n, i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1], [1, 1, sh, sw]);
-        rows.push(tf.reshape(tap, [ci, p]));
+        rows.push(tf.reshape(tap(i, j), [ci, p]));
       }
       return tf.matMul(rows.length === 1 ? rows[0] : tf.concat(rows, 0), dy2);
     }));
   }
   return tf.reshape(parts.length === 1 ? parts[0] : tf.concat(parts, 0), [fh, fw, ci, co]);
+}
+
+/**
+ * dW[i, j, ci, co] = sum over n, y, x of xpad[n, y*s + i, x*s + j, ci] * dy[n, y, x, co]: one
+ * convolution of the input with the batch as its channels and ci as its batch ([ci, H, W, n]),
+ * by dy as the filter ([ho, wo, n, co], the forward stride as its dilation). XNNPACK runs it as
+ * one GEMM with K = ho*wo*n; the im2col of Slices (one copy of the input per tap) cost more
+ * than the product for kernels above 1x1 (measured: 3x3 taps were ~13 % of a step).
+ */
+function filterGradByConv(x: Tensor4D, dy: Tensor4D, info: tf.backend_util.Conv2DInfo): Tensor4D {
+  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
+  const xw = window(tf.transpose(x, [3, 1, 2, 0]), [
+    [1, -info.padInfo.top, fh + (ho - 1) * sh],
+    [2, -info.padInfo.left, fw + (wo - 1) * sw],
+  ]) as Tensor4D;
+  const g = tf.conv2d(xw, tf.transpose(dy, [1, 2, 0, 3]) as Tensor4D, 1, 'valid', 'NHWC', [sh, sw]);
+  return tf.transpose(g, [1, 2, 0, 3]);
 }
 
 // ---- Conv2DBackpropInput --------------------------------------------------------------
@@ -362,6 +424,23 @@ function fixes(backend: string): tf.KernelConfig[] {
   ];
 }
 
+/**
+ * Identity sharing its input's buffer (a reference count more), as the cpu backend's does. wasm's
+ * copies the data, and the gradient tape clones every tensor a gradient needs through Identity:
+ * ~1600 copies a step for v3+ MobileNetV2. Tensors are immutable (a Variable's assign swaps its
+ * buffer), so sharing is safe.
+ */
+function sharedIdentity(): tf.KernelConfig {
+  const kernelFunc = ((args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend }) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === 'string') return replacedKernels.get(`wasm/${tf.Identity}`)!.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
+    (args.backend as unknown as { incRef(id: tf.DataId): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  }) as unknown as tf.KernelFunc;
+  (kernelFunc as unknown as Record<string, boolean>)[MARK] = true;
+  return { kernelName: tf.Identity, backendName: 'wasm', kernelFunc };
+}
+
 /** Kernels registered for each backend (by registerTrainingKernels). */
 export const TRAINING_KERNELS: Record<string, tf.KernelConfig[]> = {
   wasm: [
@@ -375,9 +454,25 @@ export const TRAINING_KERNELS: Record<string, tf.KernelConfig[]> = {
       depthwiseBackpropInput(i.dy as Tensor4D, i.filter as Tensor4D, attrsOf<tf.DepthwiseConv2dNativeBackpropInputAttrs>(a))),
     config(tf.UnsortedSegmentSum, 'wasm', (i, a) =>
       unsortedSegmentSum(i.x, i.segmentIds, attrsOf<tf.UnsortedSegmentSumAttrs>(a).numSegments)),
+    sharedIdentity(),
     ...fixes('wasm'),
   ],
   cpu: fixes('cpu'),
+};
+
+/**
+ * The gradient of ReLU6 as dy * step(x * (6 - x)): 1 exactly where 0 < x < 6 (PyTorch's
+ * hardtanh convention; tfjs's own also passes the gradient at x = 6). tfjs's runs LessEqual
+ * (a generic compare to bool, slow on wasm), Step, a bool multiply, Cast and Multiply: ~3x
+ * slower on wasm (measured), ~7 % of a MobileNetV2 training step. Backend independent.
+ */
+export const RELU6_GRADIENT: tf.GradConfig = {
+  kernelName: tf.Relu6,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const [x] = saved;
+    return { x: () => tf.mul(dy as Tensor, tf.step(tf.mul(x, tf.sub(6, x)))) };
+  },
 };
 
 function isOurs(k: tf.KernelConfig | undefined): boolean {
@@ -390,6 +485,7 @@ function isOurs(k: tf.KernelConfig | undefined): boolean {
  * otherwise replace ours.
  */
 export function registerTrainingKernels(backend: string): void {
+  tf.registerGradient(RELU6_GRADIENT);
   for (const k of TRAINING_KERNELS[backend] ?? []) {
     const existing = tf.getKernel(k.kernelName, backend);
     if (isOurs(existing)) continue;

@@ -3,6 +3,7 @@
  * ParamStore, under a dotted name) and apply them in a forward pass.
  */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTraining, trainingOps } from '../engine/batch-norm';
 import { conv2d, depthwiseConv2d, Padding4 } from '../engine/conv';
 import { OnnxGraph } from './onnx/graph';
 import { ParamStore } from './params';
@@ -153,14 +154,19 @@ export class BatchNorm {
     if (!ctx.training || ctx.freezeBN) {
       return tf.batchNorm(x, this.mean, this.variance, this.beta, this.gamma, this.eps) as tf.Tensor4D;
     }
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    if (ctx.statUpdates) {
-      const m = this.momentum;
-      ctx.statUpdates.push(
-        { variable: this.mean, value: tf.keep(tf.add(tf.mul(this.mean, 1 - m), tf.mul(mean, m))) },
-        { variable: this.variance, value: tf.keep(tf.add(tf.mul(this.variance, 1 - m), tf.mul(variance, m))) },
-      );
+    const m = this.momentum;
+    const record = (mean: tf.Tensor, variance: tf.Tensor) => ctx.statUpdates?.push(
+      { variable: this.mean, value: tf.keep(tf.add(tf.mul(this.mean, 1 - m), tf.mul(mean, m))) },
+      { variable: this.variance, value: tf.keep(tf.add(tf.mul(this.variance, 1 - m), tf.mul(variance, m))) },
+    );
+    if (trainingOps.fusedBatchNorm) {
+      return batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.eps, (s) => {
+        tf.tidy(() => record(s.mean, s.variance));
+        tf.dispose([s.mean, s.variance]);
+      });
     }
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    record(mean, variance);
     return tf.batchNorm(x, mean, variance, this.beta, this.gamma, this.eps) as tf.Tensor4D;
   }
 

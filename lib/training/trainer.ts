@@ -31,6 +31,8 @@ export interface StepResult {
   stepMs: number;
 }
 
+export type StepPhase = 'data' | 'forward' | 'backward' | 'accumulate' | 'optimizer' | 'idle';
+
 export interface ProgressInfo extends StepResult {
   maxIter: number;
   percent: number;
@@ -106,6 +108,8 @@ export class Trainer {
   resumedFrom?: string;
   /** Notes for the user (skipped weights, config changes across a resume). */
   readonly notes: string[] = [];
+  /** Called as a step moves between its parts (bench/train-profile times kernels by phase). */
+  onPhase?: (phase: StepPhase) => void;
 
   private constructor(readonly config: TrainConfig, model: DeepLab, private readonly hooks: WriteHooks) {
     this.model = model;
@@ -241,6 +245,7 @@ export class Trainer {
     let waitMs = 0;
     try {
       for (let sub = 0; sub < c.iterSize; sub++) {
+        this.onPhase?.('data');
         const w0 = performance.now();
         const batch = await loader.next();
         waitMs += performance.now() - w0;
@@ -249,7 +254,12 @@ export class Trainer {
         const ctx: Ctx = { training: true, freezeBN: c.freezeBN, statUpdates: [], dropoutSeed: () => Math.floor(dropout.next() * 2 ** 32) };
         let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
         try {
-          result = tf.variableGrads(() => this.lossOf(batch, ctx), vars);
+          result = tf.variableGrads(() => {
+            this.onPhase?.('forward');
+            const loss = this.lossOf(batch, ctx);
+            this.onPhase?.('backward');
+            return loss;
+          }, vars);
         } catch (err) {
           if (!isWasmMemoryError(err) || tf.getBackend() !== 'wasm') throw err;
           throw new Error(`the WebAssembly backend ran out of memory (its heap is limited to 4 GB) training ${c.batchSize} image(s) of ` +
@@ -262,6 +272,7 @@ export class Trainer {
             u.value.dispose();
           }
         }
+        this.onPhase?.('accumulate');
         lossSum += (await result.value.data())[0];
         result.value.dispose();
         for (const [varName, g] of Object.entries(result.grads)) {
@@ -284,7 +295,9 @@ export class Trainer {
       if (!Number.isFinite(loss)) {
         throw new Error(`the loss became ${loss} at iteration ${this.iteration + 1}: lower the learning rate (now ${lr.toExponential(3)})`);
       }
+      this.onPhase?.('optimizer');
       this.optimizer.apply(acc, lr);
+      this.onPhase?.('idle');
       this.iteration++;
       this.lastLoss = loss;
       const stepMs = performance.now() - t0;

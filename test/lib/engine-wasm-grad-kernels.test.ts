@@ -105,10 +105,10 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
     registerTrainingKernels('wasm');
     assert.ok(trainingKernelsRegistered('wasm'));
     assert.deepEqual([...replacedKernels.keys()].filter((k) => k.startsWith('wasm/')).sort(),
-      ['wasm/AvgPoolGrad', 'wasm/Conv2DBackpropInput', 'wasm/ResizeBilinearGrad']);
+      ['wasm/AvgPoolGrad', 'wasm/Conv2DBackpropInput', 'wasm/Identity', 'wasm/ResizeBilinearGrad']);
     assert.deepEqual(TRAINING_KERNELS.wasm.map((k) => k.kernelName).sort(), [
       'AvgPoolGrad', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'ResizeBilinearGrad', 'UnsortedSegmentSum']);
+      'DepthwiseConv2dNativeBackpropInput', 'Identity', 'ResizeBilinearGrad', 'UnsortedSegmentSum']);
     assert.deepEqual(TRAINING_KERNELS.cpu.map((k) => k.kernelName).sort(), ['AvgPoolGrad', 'ResizeBilinearGrad']);
     assert.equal(tf.getKernel('Conv2DBackpropFilter', 'cpu')?.backendName, 'cpu', 'cpu keeps its own conv kernels');
   });
@@ -177,8 +177,7 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
       }
     }
 
-    it('Conv2DBackpropFilter on a large layer (several im2col chunks)', async () => {
-      // 2*33*33 pixels x 64 channels: 16M-element chunks hold 120 taps, so a 11x11 kernel needs two.
+    it('Conv2DBackpropFilter on a large layer (an 11x11 kernel)', async () => {
       const xs = [2, 33, 33, 64];
       const fs = [11, 11, 64, 2];
       const x = randomArray(xs, 5);
@@ -201,6 +200,41 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
       const valid = { shape: [6], data: Int32Array.from([2, 0, 2, 1, 3, 0]) };
       assertClose(await runOn('wasm', 'UnsortedSegmentSum', { x, segmentIds: valid }, { numSegments: 4 }),
         await runOn('cpu', 'UnsortedSegmentSum', { x, segmentIds: valid }, { numSegments: 4 }), 'vs cpu');
+    });
+  });
+
+  it('Identity shares the buffer: a clone outlives its source, and the memory goes with the last of them', () => {
+    const bytes = tf.memory().numBytes;
+    const x = tf.tensor([1.5, -2, 3, 4], [2, 2]);
+    const y = tf.clone(x);
+    const strings = tf.tensor(['a', 'b']);
+    const s = tf.clone(strings);
+    assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3, 4]);
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3, 4]);
+    assert.deepEqual(s.arraySync(), ['a', 'b']);
+    // A variable assigned from a clone does not write through to the source.
+    const c = tf.clone(y);
+    const v = tf.variable(c);
+    const zeros = tf.zeros([2, 2]);
+    v.assign(zeros);
+    assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3, 4]);
+    tf.dispose([y, c, v, s, strings, zeros]);
+    assert.equal(tf.memory().numBytes, bytes);
+  });
+
+  it('ReLU6 passes the gradient exactly where 0 < x < 6 (as PyTorch), as tfjs does elsewhere', () => {
+    tf.tidy(() => {
+      const x = tf.tensor([-3, -1e-30, 0, 1e-30, 0.5, 5.999, 6, 6.001, 1e30, -1e30]);
+      const dy = tf.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      const [dx] = tf.grads((a: tf.Tensor) => tf.relu6(a))([x], dy);
+      assert.deepEqual(Array.from(dx.dataSync()), [0, 0, 0, 4, 5, 6, 0, 0, 0, 0]);
+      // tfjs's own formula on random inputs (which never hit 6 exactly).
+      const asTensor = (a: { shape: number[]; data: Float32Array }) => tf.tensor(a.data, a.shape);
+      const r = tf.mul(asTensor(randomArray([4, 9, 9, 5], 3)), 8);
+      const g = asTensor(randomArray([4, 9, 9, 5], 4));
+      const want = tf.mul(g, tf.cast(tf.mul(tf.lessEqual(r, 6), tf.step(r)), 'float32'));
+      assert.deepEqual(Array.from(tf.grads((a: tf.Tensor) => tf.relu6(a))([r], g)[0].dataSync()), Array.from(want.dataSync()));
     });
   });
 
