@@ -140,8 +140,9 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
   });
 
   it("every node's help shows in the help sidebar", async () => {
-    await page.click('#red-ui-tab-help-link-button');
-    const help = page.locator('#red-ui-sidebar-content');
+    // The help tab's button: a link in Node-RED 4's sidebar tabs, a button in Node-RED 5's tab bar.
+    await page.locator('#red-ui-tab-help-link-button, .red-ui-sidebar-tab-bar button[data-tab-id="help"]').locator('visible=true').first().click();
+    const help = page.locator('.red-ui-sidebar-help-stack');
     const label = (text: string) => help.locator('.red-ui-treeList-label-text').getByText(text, { exact: true });
     await label(PKG_NAME).click();
     const missing: string[] = [];
@@ -149,7 +150,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       const before = consoleErrors.length;
       await help.locator('.red-ui-node-list-item .red-ui-node-label').getByText(paletteLabels[type], { exact: true }).click();
       // The help panel: the longest .red-ui-help block (they nest), titled with the node's label.
-      const helpText = () => page.$$eval('#red-ui-sidebar-content .red-ui-help', (els) => els.map((e) => (e as HTMLElement).innerText).sort((a, b) => b.length - a.length)[0] ?? '');
+      const helpText = () => page.$$eval('.red-ui-sidebar-help-stack .red-ui-help', (els) => els.map((e) => (e as HTMLElement).innerText).sort((a, b) => b.length - a.length)[0] ?? '');
       const text = await waitFor(`help of ${type}`, async () => {
         const t = await helpText();
         return t.startsWith(paletteLabels[type]) && t.includes('Properties') ? t : undefined;
@@ -177,8 +178,16 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       const dialog = page.locator('.ui-dialog:visible');
       await dialog.getByRole('link', { name: 'Examples' }).click();
       const examples = dialog.locator('#red-ui-clipboard-dialog-import-tab-examples');
-      await examples.locator('.red-ui-treeList-label-text').getByText(PKG_NAME, { exact: true }).click();
-      await examples.locator('.red-ui-treeList-label-text').getByText(name, { exact: true }).click();
+      const entry = examples.locator('.red-ui-treeList-label-text').getByText(name, { exact: true });
+      // Open the package's folder unless it is open already (a second click would close it).
+      if (!(await entry.isVisible())) await examples.locator('.red-ui-treeList-label-text').getByText(PKG_NAME, { exact: true }).click();
+      // Choosing the flow enables Import; the click is repeated when a refresh of the tree swallowed it
+      // (Node-RED 5 lists a folder after showing it; seen once in five imports).
+      const importButton = page.locator('#red-ui-clipboard-dialog-ok');
+      await waitFor(`${name} chosen in Import > Examples`, async () => {
+        if (!(await importButton.isEnabled())) await entry.click();
+        return importButton.isEnabled();
+      }, 30_000, 500);
       await sleep(300);
       await shot(`05-import-${name}`);
       await page.click('#red-ui-clipboard-dialog-ok');
