@@ -58,7 +58,8 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
     page.on('console', (m) => {
       if (m.type() === 'error') consoleErrors.push(`console: ${m.text()}`);
     });
-    page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+    // (with the frame it came from: an editor script of Node-RED or of a package)
+    page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message} ${e.stack?.split('\n').find((l) => /^\s+at /.test(l))?.trim() ?? ''}`));
     await page.goto(red.url);
     await page.waitForSelector('.red-ui-palette-node[data-palette-type]', { timeout: HANG_MS });
     // What the editor registered for each declared type: its category and the label it shows.
@@ -140,8 +141,9 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
   });
 
   it("every node's help shows in the help sidebar", async () => {
-    // The help tab's button: a link in Node-RED 4's sidebar tabs, a button in Node-RED 5's tab bar.
-    await page.locator('#red-ui-tab-help-link-button, .red-ui-sidebar-tab-bar button[data-tab-id="help"]').locator('visible=true').first().click();
+    // The help tab, opened by the editor's action for it (its keyboard shortcut's): Node-RED 5 moved the
+    // tab's button into a new tab bar, where a click on the active tab hides the sidebar section instead.
+    await page.evaluate(() => (window as unknown as { RED: { actions: { invoke(a: string): void } } }).RED.actions.invoke('core:show-help-tab'));
     const help = page.locator('.red-ui-sidebar-help-stack');
     const label = (text: string) => help.locator('.red-ui-treeList-label-text').getByText(text, { exact: true });
     await label(PKG_NAME).click();
