@@ -146,11 +146,15 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
     await page.evaluate(() => (window as unknown as { RED: { actions: { invoke(a: string): void } } }).RED.actions.invoke('core:show-help-tab'));
     const help = page.locator('.red-ui-sidebar-help-stack');
     const label = (text: string) => help.locator('.red-ui-treeList-label-text').getByText(text, { exact: true });
-    await label(PKG_NAME).click();
+    const entry = (type: string) => help.locator('.red-ui-node-list-item .red-ui-node-label').getByText(paletteLabels[type], { exact: true });
+    const types = [...paletteTypes(), ...configTypes()];
+    // Open the package's entry unless it is open already (Node-RED 5 opens it while a node is edited;
+    // a second click would close it).
+    if (!(await entry(types[0]).isVisible())) await label(PKG_NAME).click();
     const missing: string[] = [];
-    for (const type of [...paletteTypes(), ...configTypes()]) {
+    for (const type of types) {
       const before = consoleErrors.length;
-      await help.locator('.red-ui-node-list-item .red-ui-node-label').getByText(paletteLabels[type], { exact: true }).click();
+      await entry(type).click();
       // The help panel: the longest .red-ui-help block (they nest), titled with the node's label.
       const helpText = () => page.$$eval('.red-ui-sidebar-help-stack .red-ui-help', (els) => els.map((e) => (e as HTMLElement).innerText).sort((a, b) => b.length - a.length)[0] ?? '');
       const text = await waitFor(`help of ${type}`, async () => {
