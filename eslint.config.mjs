@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.node-red/**', 'coverage/**', 'examples/**', 'test-output/**', 'bench/results/**', 'nodes/**/*.html'] },
+  { ignores: ['dist/**', 'node_modules/**', '.node-red/**', 'coverage/**', 'examples/**', 'test-output/**', 'bench/results/**', '.runtimes/**', 'nodes/**/*.html'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -159,6 +159,14 @@ function get(url: URL, headers: Record<string, string>, timeoutMs: number, signa
   });
 }
 
+/**
+ * What an aborted transfer failed of, whatever the stream reported first: on Node 24 an aborted
+ * response fails with ECONNRESET before the pipeline or the request sees the signal.
+ */
+function abortCause(signal: AbortSignal): Cause {
+  return signal.reason instanceof Cause ? signal.reason : new Cause('aborted', 'ABORT_ERR', undefined, true);
+}
+
 /** The error a total timeout aborts with (fatal: a retry would only run past it again). */
 function totalTimeoutCause(ms: number): Cause {
   return new Cause(`not finished within ${ms} ms (total timeout; ${TOTAL_TIMEOUT_ENV} or totalTimeoutMs sets it)`, 'ETIMEDOUT', undefined, true);
@@ -232,7 +240,7 @@ export async function fetchBytes(url: string, opts: FetchOptions = {}): Promise<
       return Buffer.concat(chunks);
     }
   } catch (e) {
-    throw wrap(url, limit.timedOut() ?? e, undefined, 'GET');
+    throw wrap(url, limit.timedOut() ?? (opts.signal?.aborted ? abortCause(opts.signal) : e), undefined, 'GET');
   } finally {
     limit.done();
   }
@@ -411,9 +419,10 @@ async function runAttempts(url: string, dest: string, o: DownloadOptions, emit: 
     try {
       return await attempt(url, dest, o, monotonic, progressed);
     } catch (e) {
+      if (o.signal?.aborted) throw wrap(url, abortCause(o.signal), o.hint);
       // Resume by itself only when this attempt moved bytes and the network (not the data) failed.
       const fatal = e instanceof Cause && e.fatal;
-      if (fatal || o.signal?.aborted || progressed.bytes === 0 || i >= o.retries!) throw wrap(url, e, o.hint);
+      if (fatal || progressed.bytes === 0 || i >= o.retries!) throw wrap(url, e, o.hint);
       await new Promise((r) => setTimeout(r, 100 * (i + 1)));
     }
   }

@@ -1,9 +1,11 @@
 /**
  * End-to-end harness: packs this package with `npm pack`, installs the tarball into a fresh
- * Node-RED user directory as a user would (`npm install <tarball>`), and runs a real Node-RED 4.1
- * process (node-red/red.js from the devDependencies) on a free loopback port. The flows are
- * deployed through the Admin API; node status and debug messages are read from the editor's
- * websocket (/comms), the same channel the editor itself uses.
+ * Node-RED user directory as a user would (`npm install <tarball>`), and runs a real Node-RED
+ * process on a free loopback port, with the Node.js that runs the tests. The Node-RED is the
+ * devDependency (4.1), or the installed `node-red` package folder named by DEEPLAB_NODE_RED_DIR
+ * (scripts/test-runtimes.js points it at Node-RED 5). The flows are deployed through the Admin
+ * API; node status and debug messages are read from the editor's websocket (/comms), the same
+ * channel the editor itself uses.
  *
  * Everything lands in test-output/e2e/ (git-ignored): the tarball, the user directory, logs and
  * screenshots. DEEPLAB_E2E=0 skips the end-to-end tests.
@@ -24,6 +26,12 @@ const rootPkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf
 export const PKG_NAME = rootPkg.name;
 
 export const e2eEnabled = process.env.DEEPLAB_E2E !== '0';
+
+/** The `node-red` package folder (the one holding red.js) that the tests start. */
+export const NODE_RED_DIR = process.env.DEEPLAB_NODE_RED_DIR
+  ? path.resolve(process.env.DEEPLAB_NODE_RED_DIR)
+  : path.dirname(require.resolve('node-red/package.json'));
+export const NODE_RED_VERSION = (JSON.parse(fs.readFileSync(path.join(NODE_RED_DIR, 'package.json'), 'utf8')) as { version: string }).version;
 
 /**
  * How long a wait may take before it counts as a hang: waits end on a condition (files written, a
@@ -157,7 +165,7 @@ interface WsLike {
   close(): void;
 }
 // `ws` comes with Node-RED (Node 20 has no WebSocket client of its own without a flag).
-const WebSocketImpl = require(require.resolve('ws', { paths: [path.dirname(require.resolve('node-red/package.json'))] })) as new (url: string) => WsLike;
+const WebSocketImpl = require(require.resolve('ws', { paths: [NODE_RED_DIR] })) as new (url: string) => WsLike;
 
 export class NodeRed {
   readonly url: string;
@@ -178,7 +186,7 @@ export class NodeRed {
 
   /** Starts Node-RED with its cwd in the user directory (relative file paths in the flows resolve there). */
   async start(): Promise<void> {
-    const red = require.resolve('node-red/red.js');
+    const red = path.join(NODE_RED_DIR, 'red.js');
     const logFile = fs.createWriteStream(path.join(OUT, `node-red-${this.port}.log`));
     const child = spawn(process.execPath, [red, '--userDir', this.userDir, '--port', String(this.port), '--settings', path.join(this.userDir, 'settings.js')], {
       cwd: this.userDir,

@@ -1,6 +1,6 @@
 /**
- * The packed package in a real Node-RED 4.1 process: every example flow is deployed through the
- * Admin API, fed the way a user would feed it (files dropped in a folder, frames POSTed, buttons
+ * The packed package in a real Node-RED process (4.1, or the one DEEPLAB_NODE_RED_DIR names: see
+ * the harness): every example flow is deployed through the Admin API, fed the way a user would feed it (files dropped in a folder, frames POSTed, buttons
  * pressed) and its results checked; then Node-RED is stopped cleanly.
  */
 import { strict as assert } from 'assert';
@@ -9,7 +9,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { decodeLabelImage } from '../../lib/data/labels';
 import { CLASS_PRESETS } from '../../lib/data/palette';
-import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, OUT, PKG_NAME, readFlow, ROOT, waitFor, HANG_MS } from './harness';
+import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, NODE_RED_VERSION, OUT, PKG_NAME, readFlow, ROOT, waitFor, HANG_MS } from './harness';
 
 const example = (prefix: string) => {
   const f = exampleFiles().find((p) => path.basename(p).startsWith(prefix));
@@ -43,7 +43,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
   return { width: info.width, height: info.height, data, channels: info.channels };
 }
 
-(e2eEnabled ? describe : describe.skip)('end to end: the packed package in a real Node-RED', function () {
+(e2eEnabled ? describe : describe.skip)(`end to end: the packed package in a real Node-RED ${NODE_RED_VERSION} on Node ${process.version}`, function () {
   this.timeout(HANG_MS);
   let red: NodeRed;
   let userDir: string;
@@ -67,6 +67,10 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
   });
 
   it('loads every node of the package from the installed tarball', async () => {
+    // The Node-RED under test is the one asked for (DEEPLAB_NODE_RED_DIR). It says "-git" after its
+    // version when it lies in a git checkout (the devDependency does).
+    const settings = (await (await fetch(`${red.url}/settings`)).json()) as { version: string };
+    assert.equal(settings.version.replace(/-git$/, ''), NODE_RED_VERSION);
     const r = await fetch(`${red.url}/nodes`, { headers: { accept: 'application/json' } });
     const sets = (await r.json()) as { module: string; types: string[]; enabled: boolean; err?: string }[];
     const ours = sets.filter((s) => s.module === PKG_NAME);

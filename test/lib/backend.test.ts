@@ -58,17 +58,23 @@ describe('lib/engine: backend choice', () => {
 
   it('polyfills the util.is* helpers that Node 23 removed, before tfjs-node needs them', () => {
     const u = require('util') as Record<string, (v: unknown) => boolean>;
-    const original = u.isNullOrUndefined;
+    // Removed as on Node 23+ (isArray is still there on 24, deprecated: a warning when called).
+    const removed = ['isNullOrUndefined', 'isArray', 'isString'];
+    const originals = removed.map((name) => u[name]);
     try {
-      delete u.isNullOrUndefined;
+      for (const name of removed) delete u[name];
       polyfillNodeUtil();
       assert.equal(u.isNullOrUndefined(null), true);
       assert.equal(u.isNullOrUndefined(undefined), true);
       assert.equal(u.isNullOrUndefined(0), false);
       assert.equal(u.isArray([]), true);
+      assert.equal(u.isArray({ length: 0 }), false);
       assert.equal(u.isString('x'), true);
     } finally {
-      if (original) u.isNullOrUndefined = original;
+      removed.forEach((name, i) => {
+        if (originals[i]) u[name] = originals[i];
+        else delete u[name];
+      });
     }
   });
 });
