@@ -43,7 +43,7 @@ console.log(`Starting Node-RED ${require('node-red/package.json').version} with 
 const child = spawn(process.execPath, [red, '--userDir', userDir, '--port', port, ...process.argv.slice(2)], {
   stdio: 'inherit',
   cwd: userDir,
-  env: { ...process.env, DEEPLAB_EXAMPLES_DIR: path.join(root, 'examples') },
+  env: { ...process.env, DEEPLAB_SAMPLES_DIR: path.join(root, 'sample-data') },
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

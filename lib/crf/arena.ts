@@ -58,6 +58,22 @@ export class Arena {
     return a;
   }
 
+  /** Where the next allocation starts. */
+  get next(): number {
+    return this.top;
+  }
+
+  /** Grows the memory (when it can) to hold addresses below `end`; throws past the limit. */
+  reserve(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    const pages = Math.ceil(end / 65536);
+    if (pages * 65536 > arenaLimit) {
+      throw new Error(`the CRF needs ${(end / 2 ** 30).toFixed(2)} GiB of working memory, above the ${(arenaLimit / 2 ** 30).toFixed(2)} GiB one WebAssembly memory holds`);
+    }
+    this.memory.grow(pages - have / 65536);
+  }
+
   alloc(bytes: number): number {
     const at = this.top;
     this.top = (this.top + bytes + 15) & ~15;

@@ -11,9 +11,10 @@ import {
   smoothnessFeatures, unaryPrior, updateQ,
 } from './mean-field';
 import { closeCrfHelper, releaseSharedBuffers, runParallel } from './parallel';
-import { releaseArena } from './arena';
+import { Arena, releaseArena } from './arena';
+import { releaseLatticeBuilder } from './lattice-wasm';
 import { simdSupported } from './simd';
-import { SimdPart, planSimd, readQ } from './simd-mean-field';
+import { SimdPart, planSimd } from './simd-mean-field';
 import { CrfParams, validateCrfParams } from './params';
 
 export interface CrfOptions {
@@ -90,17 +91,17 @@ export function defaultThreads(): number {
   return Math.min(2, os.availableParallelism?.() ?? os.cpus().length);
 }
 
-function buildKernels(image: RawImage, params: CrfParams, exact: boolean): CrfKernel[] {
+function buildKernels(image: RawImage, params: CrfParams, exact: boolean, arena?: Arena): CrfKernel[] {
   const { width: W, height: H } = image;
   const n = W * H;
   const kernels: CrfKernel[] = [];
   if (params.w1 > 0) {
-    const f = appearanceFeatures(image, params.thetaAlpha, params.thetaBeta);
-    kernels.push(exact ? exactKernel(f, n, 5, params.w1) : latticeKernel(f, n, 5, params.w1));
+    kernels.push(exact ? exactKernel(appearanceFeatures(image, params.thetaAlpha, params.thetaBeta), n, 5, params.w1)
+      : latticeKernel({ kind: 'appearance', image, thetaAlpha: params.thetaAlpha, thetaBeta: params.thetaBeta }, n, 5, params.w1, undefined, arena));
   }
   if (params.w2 > 0) {
-    const f = smoothnessFeatures(W, H, params.thetaGamma);
-    kernels.push(exact ? exactKernel(f, n, 2, params.w2) : latticeKernel(f, n, 2, params.w2));
+    kernels.push(exact ? exactKernel(smoothnessFeatures(W, H, params.thetaGamma), n, 2, params.w2)
+      : latticeKernel({ kind: 'smoothness', width: W, height: H, thetaGamma: params.thetaGamma }, n, 2, params.w2, undefined, arena));
   }
   return kernels;
 }
@@ -115,34 +116,47 @@ export function denseCrfSingle(map: ScoreMap, image: RawImage, params: CrfParams
   const t0 = performance.now();
   const { width: W, height: H, classes: C } = map;
   const n = W * H;
-  const kernels = buildKernels(image, params, opts.filter === 'exact');
-  const t1 = performance.now();
-  const prior = new Float32Array(n * C);
-  unaryPrior(map, opts.probFloor ?? DEFAULT_PROB_FLOOR, prior);
-  const Q = new Float32Array(n * C);
-  initialQ(prior, C, Q, 0, n);
-  let out: Float32Array = Q;
-  let simd: ReturnType<typeof planSimd> | undefined;
-  if (params.iterations > 0 && kernels.length > 0 && useSimd(opts)) {
+  // With the SIMD kernels, the lattices are built straight into their WebAssembly memory.
+  const wantSimd = params.iterations > 0 && (params.w1 > 0 || params.w2 > 0) && useSimd(opts);
+  let arena: Arena | undefined;
+  if (wantSimd) {
     try {
-      simd = planSimd(n, C, [{ c0: 0, ct: C }], kernels, prior, Q);
+      arena = Arena.acquire(n * 64);
+    } catch {
+      arena = undefined;
+    }
+  }
+  const kernels = buildKernels(image, params, opts.filter === 'exact', arena);
+  const t1 = performance.now();
+  const floor = opts.probFloor ?? DEFAULT_PROB_FLOOR;
+  let simd: ReturnType<typeof planSimd> | undefined;
+  if (wantSimd && kernels.length > 0) {
+    try {
+      simd = planSimd(n, C, [{ c0: 0, ct: C }], kernels, undefined, undefined, false, arena);
     } catch {
       simd = undefined; // over WebAssembly's 4 GiB: the JavaScript kernels use ordinary memory
     }
   }
+  let out: Float32Array;
   if (simd) {
+    // everything in the SIMD kernels: unary, iterations (fused), Q out
     const part = new SimdPart(simd.plan, simd.arena.memory, 0);
-    for (let it = 0; it < params.iterations; it++) {
-      part.pairwise();
-      part.update(0, n);
-    }
-    out = readQ(simd.arena, simd.plan);
-  } else if (params.iterations > 0 && kernels.length > 0) {
-    const msg = new Float32Array(n * C);
-    const scratch = kernels.map((k) => kernelScratch(k, C));
-    for (let it = 0; it < params.iterations; it++) {
-      pairwiseMessage(kernels, scratch, Q, C, 0, C, msg);
-      updateQ(prior, C, [msg], [C], Q, 0, n);
+    part.loadUnary(simd.arena.memory, map.data, map.kind, floor);
+    for (let it = 0; it < params.iterations; it++) part.iterate();
+    out = part.readQ(simd.arena.memory);
+  } else {
+    const prior = new Float32Array(n * C);
+    unaryPrior(map, floor, prior);
+    const Q = new Float32Array(n * C);
+    initialQ(prior, C, Q, 0, n);
+    out = Q;
+    if (params.iterations > 0 && kernels.length > 0) {
+      const msg = new Float32Array(n * C);
+      const scratch = kernels.map((k) => kernelScratch(k, C));
+      for (let it = 0; it < params.iterations; it++) {
+        pairwiseMessage(kernels, scratch, Q, C, 0, C, msg);
+        updateQ(prior, C, [msg], [C], Q, 0, n);
+      }
     }
   }
   const t2 = performance.now();
@@ -192,6 +206,7 @@ export function releaseCrfMemory(): void {
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = undefined;
   releaseArena();
+  releaseLatticeBuilder();
   releaseSharedBuffers();
   void closeCrfHelper();
 }

@@ -43,6 +43,11 @@ export interface LatticeGeometry {
    * for direction j and vertex i (row i+1) its two neighbour rows along j (0 where absent).
    */
   pairs?: Int32Array;
+  /**
+   * Set where the arrays are views on a WebAssembly memory (built in place into the CRF's arena,
+   * lattice-wasm.ts): their byte addresses there, so the SIMD plan uses them without a copy.
+   */
+  placed?: { memory: WebAssembly.Memory; offsets: number; weights: number; chains: number; pairs: number };
 }
 
 function nextPow2(v: number): number {
@@ -178,7 +183,8 @@ const simplexKernels = new Map<number, SimplexFn>();
  * (0 = largest) and move the point back onto the plane; take the barycentric weights within
  * the enclosing simplex; look its d+1 vertices up (inserting new ones). Neighbouring points
  * often fall in the same simplex (flat regions, coarse kernels): their vertices are then the
- * previous point's and need no lookups.
+ * previous point's and need no lookups. Divisions by d+1 are multiplications by its reciprocal
+ * (as the reference's SSE code does; the rounding choice does not depend on the last bit).
  */
 function simplexKernel(d: number): SimplexFn {
   let fn = simplexKernels.get(d);
@@ -200,7 +206,7 @@ function simplexKernel(d: number): SimplexFn {
   L.push('  const e0 = sm;');
   L.push('  let sum = 0;');
   for (const i of I) {
-    L.push(`  let r${i}; { const v = e${i} / ${d1}; const up = Math.ceil(v) * ${d1}; const dn = Math.floor(v) * ${d1}; ` +
+    L.push(`  let r${i}; { const v = e${i} * ${1 / d1}; const up = Math.ceil(v) * ${d1}; const dn = Math.floor(v) * ${d1}; ` +
       `r${i} = up - e${i} < e${i} - dn ? up : dn; sum += r${i}; }`);
   }
   L.push(`  sum /= ${d1};`);
@@ -216,7 +222,7 @@ function simplexKernel(d: number): SimplexFn {
   for (const i of I) L.push(`    if (k${i} < -sum) { r${i} += ${d1}; k${i} += ${d1} + sum; } else k${i} += sum;`);
   L.push('  }');
   L.push(`  ${Array.from({ length: d + 2 }, (_, t) => `bary[${t}] = 0;`).join(' ')}`);
-  for (const i of I) L.push(`  { const v = (e${i} - r${i}) / ${d1}; bary[${d} - k${i}] += v; bary[${d1} - k${i}] -= v; }`);
+  for (const i of I) L.push(`  { const v = (e${i} - r${i}) * ${1 / d1}; bary[${d} - k${i}] += v; bary[${d1} - k${i}] -= v; }`);
   L.push(`  bary[0] += 1 + bary[${d1}];`);
   L.push(`  const o = p * ${d1};`);
   L.push(`  ${I.map((k) => `weights[o + ${k}] = bary[${k}];`).join(' ')}`);

@@ -12,6 +12,8 @@
 import { RawImage, ScoreMap } from '../contract';
 import { exactFilter } from './exact';
 import { LatticeGeometry, LatticeScratch, buildLattice, latticeFilter, latticeScratch } from './lattice';
+import { FeatureSource, buildLatticeWasm } from './lattice-wasm';
+import type { Arena } from './arena';
 
 /** Probabilities below this are raised to it before -log (p = 0 would make U infinite). */
 export const DEFAULT_PROB_FLOOR = 1e-5;
@@ -77,8 +79,27 @@ export type CrfKernel =
 /**
  * Builds the lattice and folds the symmetric normalisation D^-1/2 into its splat/slice weights
  * (D = the lattice's own response to all ones, so any global scale of the lattice cancels).
+ * The construction runs as WebAssembly (lattice-wasm.ts, the same result bit for bit) unless
+ * `wasm` is false or DEEPLAB_CRF_WASM_LATTICE=0, or the lattice's keys do not fit it; with an
+ * arena, into the arena (where the SIMD iterations use it as it lies), when it has room. The
+ * features may be given as a FeatureSource, computed then where the lattice is built.
  */
-export function latticeKernel(features: Float32Array, n: number, d: number, weight: number): CrfKernel {
+export function latticeKernel(source: Float32Array | FeatureSource, n: number, d: number, weight: number,
+  wasm = process.env.DEEPLAB_CRF_WASM_LATTICE !== '0', arena?: Arena): CrfKernel {
+  let built: LatticeGeometry | undefined;
+  // past the arena's limit, in the builder's own memory; past 4 GiB there too, in JavaScript
+  for (const into of wasm ? (arena ? [arena, undefined] : [undefined]) : []) {
+    try {
+      built = buildLatticeWasm(source, n, d, true, into);
+      break;
+    } catch {
+      built = undefined;
+    }
+  }
+  if (built) return { kind: 'lattice', weight, g: built };
+  const features = source instanceof Float32Array ? source
+    : source.kind === 'appearance' ? appearanceFeatures(source.image, source.thetaAlpha, source.thetaBeta)
+      : smoothnessFeatures(source.width, source.height, source.thetaGamma);
   const g = buildLattice(features, n, d);
   const ones = new Float32Array(n).fill(1);
   const deg = new Float32Array(n);

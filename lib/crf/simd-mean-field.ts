@@ -41,19 +41,27 @@ export interface SimdPlan {
  * part's padded rows (else each thread writes its own part with fillPart).
  */
 export function planSimd(n: number, C: number, parts: { c0: number; ct: number }[], kernels: CrfKernel[], prior?: Float32Array,
-  Q0?: Float32Array): { arena: Arena; plan: SimdPlan } {
+  Q0?: Float32Array, zeroRows = true, into?: Arena): { arena: Arena; plan: SimdPlan } {
   const geos = kernels.map((k) => {
     if (k.kind !== 'lattice') throw new Error('SIMD mean field needs lattice kernels');
     return k.g;
   });
   const ps = parts.map((p) => ({ ...p, nv: Math.ceil(p.ct / 4) }));
   const rowFloats = ps.reduce((a, p) => a + 4 * p.nv, 0);
+  // geometry built into this arena already (lattice-wasm.ts) is used where it lies
+  const inPlace = (g: LatticeGeometry) => !!into && g.placed?.memory === into.memory;
   const sizes: number[] = [n * rowFloats * 4, n * rowFloats * 4, ...ps.map((p) => n * p.nv * 16)];
   for (const g of geos) {
-    sizes.push(n * (g.d + 1) * 4, n * (g.d + 1) * 4, g.chains.length * 4, g.pairs ? g.pairs.length * 4 : 0);
+    if (!inPlace(g)) sizes.push(n * (g.d + 1) * 4, n * (g.d + 1) * 4, g.chains.length * 4, g.pairs ? g.pairs.length * 4 : 0);
     for (const p of ps) sizes.push((g.m + 1) * p.nv * 16, g.pairs ? (g.m + 1) * p.nv * 16 : 0);
   }
-  const arena = Arena.acquire(Arena.size(sizes));
+  let arena: Arena;
+  if (into) {
+    arena = into;
+    arena.reserve(arena.next + Arena.size(sizes));
+  } else {
+    arena = Arena.acquire(Arena.size(sizes));
+  }
   const plan: SimdPlan = {
     n,
     C,
@@ -68,27 +76,33 @@ export function planSimd(n: number, C: number, parts: { c0: number; ct: number }
   kernels.forEach((k, i) => {
     const g: LatticeGeometry = geos[i];
     const d1 = g.d + 1;
+    const placed = inPlace(g) ? g.placed! : undefined;
     const kp: SimdKernelPlan = {
       d1,
       m: g.m,
       weight: k.weight,
-      offsets: arena.alloc(n * d1 * 4),
-      weights: arena.alloc(n * d1 * 4),
-      chains: arena.alloc(g.chains.length * 4),
+      offsets: placed ? placed.offsets : arena.alloc(n * d1 * 4),
+      weights: placed ? placed.weights : arena.alloc(n * d1 * 4),
+      chains: placed ? placed.chains : arena.alloc(g.chains.length * 4),
       chainStart: [...g.chainStart],
-      pairs: g.pairs ? arena.alloc(g.pairs.length * 4) : 0,
+      pairs: placed ? placed.pairs : g.pairs ? arena.alloc(g.pairs.length * 4) : 0,
       values: ps.map((p) => arena.alloc((g.m + 1) * p.nv * 16)),
       spare: ps.map((p) => (g.pairs ? arena.alloc((g.m + 1) * p.nv * 16) : 0)),
     };
-    arena.i32(kp.offsets, n * d1).set(g.offsets);
-    arena.f32(kp.weights, n * d1).set(g.weights);
-    arena.i32(kp.chains, g.chains.length).set(g.chains);
-    if (g.pairs) arena.i32(kp.pairs, g.pairs.length).set(g.pairs);
+    if (!placed) {
+      arena.i32(kp.offsets, n * d1).set(g.offsets);
+      arena.f32(kp.weights, n * d1).set(g.weights);
+      arena.i32(kp.chains, g.chains.length).set(g.chains);
+      if (g.pairs) arena.i32(kp.pairs, g.pairs.length).set(g.pairs);
+    }
     plan.kernels.push(kp);
   });
-  // A reused memory holds the last run's data: padding lanes must start at 0.
-  arena.f32(plan.prior, n * rowFloats).fill(0);
-  arena.f32(plan.Q, n * rowFloats).fill(0);
+  // A reused memory holds the last run's data: padding lanes must start at 0 (unless the
+  // caller writes whole rows, as SimdPart.loadUnary does).
+  if (zeroRows) {
+    arena.f32(plan.prior, n * rowFloats).fill(0);
+    arena.f32(plan.Q, n * rowFloats).fill(0);
+  }
   if (prior && Q0) for (let t = 0; t < ps.length; t++) fillPart(arena.memory, plan, t, prior, Q0);
   return { arena, plan };
 }
@@ -125,6 +139,8 @@ export class SimdPart {
     spareRow0: Float32Array | null;
   }[];
   private readonly qOffset: number;
+  /** The fused one-part iteration's arguments (null where the plan has two parts). */
+  private readonly fused: { splat: number[]; slice: number[] } | null;
 
   constructor(
     readonly plan: SimdPlan,
@@ -146,6 +162,74 @@ export class SimdPart {
     let off = 0;
     for (let t = 0; t < part; t++) off += plan.parts[t].nv * 16;
     this.qOffset = off;
+    this.fused = null;
+    if (plan.parts.length === 1 && this.ex.sliceUpdate) {
+      const splat: number[] = [plan.n, plan.Q];
+      const slice: number[] = [plan.n, plan.prior, plan.Q];
+      for (const k of plan.kernels) {
+        // blurred by pairs, the result ends in the spare buffer after an odd number of directions
+        const last = k.pairs && k.d1 % 2 === 1 ? k.spare[0] : k.values[0];
+        splat.push(k.offsets, k.weights, k.values[0]);
+        slice.push(k.offsets, k.weights, last, k.weight);
+      }
+      this.fused = { splat, slice };
+    }
+  }
+
+  /** Whether iterate() runs (one part, the fused kernels). */
+  get canFuse(): boolean {
+    return this.fused !== null;
+  }
+
+  /**
+   * One part: the prior and Q0 rows straight from the score map (logits or probabilities floored),
+   * computed in the SIMD kernels; every lane of every row is written.
+   */
+  loadUnary(memory: WebAssembly.Memory, data: Float32Array, kind: 'logits' | 'probs', floor: number): void {
+    const { plan } = this;
+    const { n, C } = plan;
+    const nv = plan.parts[0].nv;
+    // the score map goes through the messages' buffer (n x nv x 16 bytes >= n x C x 4)
+    new Float32Array(memory.buffer, plan.msgs[0], n * C).set(data.subarray(0, n * C));
+    // the last vector's lane mask, in the first row of Q (overwritten by the kernel after it is read)
+    const mask = new Int32Array(memory.buffer, plan.Q, 4);
+    for (let l = 0; l < 4; l++) mask[l] = 4 * (nv - 1) + l < C ? -1 : 0;
+    const fn = kind === 'logits' ? this.ex.unaryLogits! : this.ex.unaryProbs!;
+    fn(plan.msgs[0], n, C, plan.prior, plan.Q, plan.Q, floor);
+  }
+
+  /** One part: a whole mean-field iteration (splat every kernel, blur, slice into the update). Allocates nothing. */
+  iterate(): void {
+    const { plan, steps } = this;
+    const f = this.fused!;
+    for (const { values, spareRow0 } of steps) {
+      values.fill(0);
+      spareRow0?.fill(0);
+    }
+    this.ex.splatAll!(...f.splat);
+    const stride = plan.parts[0].nv * 16;
+    for (const { k, blurChains, blurPairs } of steps) {
+      if (k.pairs) {
+        let src = k.values[0];
+        let dst = k.spare[0];
+        for (let j = 0; j < k.d1; j++) {
+          blurPairs(k.pairs, j * k.m * 2, k.m, src, dst, stride);
+          const t = src;
+          src = dst;
+          dst = t;
+        }
+      } else {
+        for (let j = 0; j < k.d1; j++) blurChains(k.chains, k.chainStart[j], k.chainStart[j + 1], k.values[0], stride);
+      }
+    }
+    this.ex.sliceUpdate!(...f.slice);
+  }
+
+  /** One part: Q out of the arena (n x C), unpadded by the SIMD kernel. */
+  readQ(memory: WebAssembly.Memory): Float32Array {
+    const { n, C } = this.plan;
+    this.ex.unpad!(this.plan.Q, n, C, this.plan.msgs[0]);
+    return new Float32Array(memory.buffer, this.plan.msgs[0], n * C).slice();
   }
 
   /** msg_part = sum_k w_k K~_k Q for this part's classes. Allocates nothing. */

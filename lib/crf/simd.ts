@@ -10,7 +10,7 @@
  * lanes hold zeros throughout (zero prior -> zero Q -> zero messages), so they never disturb the
  * max or the sum of the softmax (messages are >= 0).
  */
-import { Bytes, F32, Fn, forLoop, I32, MAX_PAGES, moduleBytes, V128, W } from './wasm-emitter';
+import { Bytes, F32, Fn, forLoop, I32, MAX_PAGES, moduleBytes, simd, V128, W } from './wasm-emitter';
 
 // ---- kernels ----
 
@@ -145,6 +145,237 @@ function blurPairsFn(nv: number): Fn {
   return { name: `blurp_${nv}`, params: [I32, I32, I32, I32, I32, I32], locals: [[6, I32], [1, V128]], code };
 }
 
+/** Constant vectors of expV and softmaxRow, kept in v128 locals (set once per call, not splatted per use). */
+interface ExpConsts {
+  first: number;
+}
+const EXP_COEF = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
+const EXP_F32 = [Math.LOG2E, 0.693359375, -2.12194440e-4, -87, ...EXP_COEF];
+/** v128 locals an ExpConsts takes. */
+const EXP_LOCALS = EXP_F32.length + 1;
+
+function expConstsInit(c: ExpConsts): Bytes {
+  const out: Bytes = [];
+  EXP_F32.forEach((v, i) => out.push(...W.f32(v), ...W.fsplat, ...W.set(c.first + i)));
+  out.push(...W.i32(127), ...W.isplat, ...W.set(c.first + EXP_F32.length));
+  return out;
+}
+const cLog2e = (c: ExpConsts) => c.first;
+const cLn2hi = (c: ExpConsts) => c.first + 1;
+const cLn2lo = (c: ExpConsts) => c.first + 2;
+const cFloor = (c: ExpConsts) => c.first + 3;
+const cCoef = (c: ExpConsts, i: number) => c.first + 4 + i;
+const cBias = (c: ExpConsts) => c.first + EXP_F32.length;
+
+/** e^x for x (in local t, already >= -87) lane-wise, on the stack; uses kf. Relative error about 2e-7. */
+function expV(t: number, kf: number, c: ExpConsts): Bytes {
+  const out: Bytes = [
+    // k = nearest(x * log2 e)
+    ...W.get(t), ...W.get(cLog2e(c)), ...W.vmul, ...W.vnearest, ...W.set(kf),
+    // r = x - k * ln2_hi - k * ln2_lo
+    ...W.get(t), ...W.get(kf), ...W.get(cLn2hi(c)), ...W.vmul, ...W.vsub,
+    ...W.get(kf), ...W.get(cLn2lo(c)), ...W.vmul, ...W.vsub, ...W.set(t),
+  ];
+  // e^r ~ 1 + r + r^2/2 + ... + r^6/720 (Horner)
+  out.push(...W.get(cCoef(c, 0)));
+  for (let i = 1; i < EXP_COEF.length; i++) out.push(...W.get(t), ...W.vmul, ...W.get(cCoef(c, i)), ...W.vadd);
+  // * 2^k: (k + 127) << 23 as float bits
+  out.push(...W.get(kf), ...W.truncSat, ...W.get(cBias(c)), ...W.iadd, ...W.i32(23), ...W.ishl, ...W.vmul);
+  return out;
+}
+
+/** The four lanes of v128 local t summed, on the stack. */
+const laneSum = (t: number): Bytes => [
+  ...W.get(t), ...W.lane(0), ...W.get(t), ...W.lane(1), ...W.fadd, ...W.get(t), ...W.lane(2), ...W.get(t), ...W.lane(3), ...W.fadd, ...W.fadd,
+];
+
+/**
+ * With the messages of one pixel in x[0..total): Q row = normalise(prior row * exp(msg - max msg)),
+ * the prior row at local rowPrior, the Q row's address computed by qRow. vs: a v128 local for the sum.
+ */
+function softmaxRow(total: number, x: number, mx: number, tmp: number, kf: number, vs: number, rowPrior: number, qRow: Bytes, c: ExpConsts): Bytes {
+  const body: Bytes = [...W.get(x), ...W.set(mx)];
+  for (let v = 1; v < total; v++) body.push(...W.get(mx), ...W.get(x + v), ...W.vmax, ...W.set(mx));
+  // horizontal max into all lanes
+  body.push(...W.get(mx), ...W.lane(0), ...W.get(mx), ...W.lane(1), 0x97, ...W.get(mx), ...W.lane(2), ...W.get(mx), ...W.lane(3), 0x97, 0x97, ...W.fsplat, ...W.set(mx));
+  for (let v = 0; v < total; v++) {
+    // x = max(msg - mx, -87), e = exp(x) * prior, summed lane-wise
+    body.push(...W.get(x + v), ...W.get(mx), ...W.vsub, ...W.get(cFloor(c)), ...W.vmax, ...W.set(tmp));
+    body.push(...expV(tmp, kf, c), ...W.get(rowPrior), ...W.vload(v * 16), ...W.vmul, ...W.tee(x + v));
+    if (v > 0) body.push(...W.get(vs), ...W.vadd);
+    body.push(...W.set(vs));
+  }
+  // Q row = e / sum
+  body.push(...W.f32(1), ...laneSum(vs), ...W.fdiv, ...W.fsplat, ...W.set(tmp));
+  body.push(...qRow, ...W.set(rowPrior));
+  for (let v = 0; v < total; v++) body.push(...W.get(rowPrior), ...W.get(x + v), ...W.get(tmp), ...W.vmul, ...W.vstore(v * 16));
+  return body;
+}
+
+/**
+ * One thread, all classes (nv vectors a pixel), the kernels' simplex sizes d1s in order:
+ * splatAll(n, q, offs0, wts0, val0, offs1, ...): every kernel's splat in one pass over Q.
+ */
+function splatAllFn(d1s: number[], nv: number): Fn {
+  const K = d1s.length;
+  const [n, q] = [0, 1];
+  const kp = (k: number) => 2 + 3 * k; // offs, wts, val
+  const np = 2 + 3 * K;
+  const p = np;
+  const row = np + 1;
+  const e = np + 2;
+  const maxD1 = Math.max(...d1s);
+  const o = np + 3; // maxD1 i32
+  const wk = o + maxD1; // maxD1 v128
+  const a = wk + maxD1; // nv v128
+  const stride = nv * 16;
+  const body: Bytes = [...W.get(q), ...W.get(p), ...W.i32(stride), ...W.mul, ...W.add, ...W.set(row)];
+  for (let c = 0; c < nv; c++) body.push(...W.get(row), ...W.vload(c * 16), ...W.set(a + c));
+  d1s.forEach((d1, k) => {
+    const [offs, wts, val] = [kp(k), kp(k) + 1, kp(k) + 2];
+    body.push(...W.get(p), ...W.i32(d1 * 4), ...W.mul, ...W.set(e));
+    for (let j = 0; j < d1; j++) {
+      body.push(...W.get(val), ...W.get(offs), ...W.get(e), ...W.add, ...W.i32load(j * 4), ...W.i32(stride), ...W.mul, ...W.add, ...W.set(o + j));
+      body.push(...W.get(wts), ...W.get(e), ...W.add, ...W.f32load(j * 4), ...W.fsplat, ...W.set(wk + j));
+    }
+    for (let c = 0; c < nv; c++) {
+      for (let j = 0; j < d1; j++) {
+        body.push(...W.get(o + j), ...W.get(o + j), ...W.vload(c * 16), ...W.get(wk + j), ...W.get(a + c), ...W.vmul, ...W.vadd, ...W.vstore(c * 16));
+      }
+    }
+  });
+  return {
+    name: 'splatAll',
+    params: Array(np).fill(I32),
+    locals: [[3 + maxD1, I32], [maxD1 + nv, V128]],
+    code: forLoop(p, W.i32(0), W.get(n), body),
+  };
+}
+
+/**
+ * sliceUpdate(n, prior, q, offs0, wts0, val0, weight0, offs1, ...): every kernel's slice
+ * (weighted, summed in kernel order as slice + accumulate do) straight into the update, so the
+ * messages never go through memory; Q is overwritten in place (the splat has read it).
+ */
+function sliceUpdateFn(d1s: number[], nv: number): Fn {
+  const K = d1s.length;
+  const [n, prior, q] = [0, 1, 2];
+  const kp = (k: number) => 3 + 4 * k; // offs, wts, val, weight
+  const np = 3 + 4 * K;
+  const p = np;
+  const rowP = np + 1;
+  const e = np + 2;
+  const maxD1 = Math.max(...d1s);
+  const o = np + 3; // maxD1 i32
+  const wk = o + maxD1; // maxD1 v128
+  const x = wk + maxD1; // nv v128
+  const mx = x + nv;
+  const tmp = mx + 1;
+  const kf = mx + 2;
+  const vs = mx + 3;
+  const consts: ExpConsts = { first: mx + 4 };
+  const stride = nv * 16;
+  const body: Bytes = [...W.get(prior), ...W.get(p), ...W.i32(stride), ...W.mul, ...W.add, ...W.set(rowP)];
+  d1s.forEach((d1, k) => {
+    const [offs, wts, val, weight] = [kp(k), kp(k) + 1, kp(k) + 2, kp(k) + 3];
+    body.push(...W.get(p), ...W.i32(d1 * 4), ...W.mul, ...W.set(e));
+    for (let j = 0; j < d1; j++) {
+      body.push(...W.get(val), ...W.get(offs), ...W.get(e), ...W.add, ...W.i32load(j * 4), ...W.i32(stride), ...W.mul, ...W.add, ...W.set(o + j));
+      body.push(...W.get(wts), ...W.get(e), ...W.add, ...W.f32load(j * 4), ...W.get(weight), ...W.fmul, ...W.fsplat, ...W.set(wk + j));
+    }
+    for (let c = 0; c < nv; c++) {
+      for (let j = 0; j < d1; j++) {
+        body.push(...W.get(o + j), ...W.vload(c * 16), ...W.get(wk + j), ...W.vmul);
+        if (j > 0) body.push(...W.vadd);
+      }
+      if (k > 0) body.push(...W.get(x + c), ...W.vadd);
+      body.push(...W.set(x + c));
+    }
+  });
+  body.push(...softmaxRow(nv, x, mx, tmp, kf, vs, rowP, [...W.get(q), ...W.get(p), ...W.i32(stride), ...W.mul, ...W.add], consts));
+  const params: number[] = [I32, I32, I32];
+  for (let k = 0; k < K; k++) params.push(I32, I32, I32, F32);
+  return {
+    name: 'sliceUpdate',
+    params,
+    locals: [[3 + maxD1, I32], [maxD1 + nv + 4 + EXP_LOCALS, V128]],
+    code: [...expConstsInit(consts), ...forLoop(p, W.i32(0), W.get(n), body)],
+  };
+}
+
+/**
+ * unary(src, n, C, prior, q, mask, floor): from the score map's rows (C floats a pixel, in the
+ * messages' buffer) the padded rows of the prior, exp(logit - max) or max(prob, floor), and of
+ * Q0 = the prior normalised. `mask` holds the last vector's lane mask (classes past C are 0).
+ */
+function unaryFn(nv: number, logits: boolean): Fn {
+  const [src, n, C, prior, q, mask, floor] = [0, 1, 2, 3, 4, 5, 6];
+  const p = 7;
+  const s = 8;
+  const rowP = 9;
+  const x = 10; // nv v128
+  const tmp = 10 + nv;
+  const kf = 11 + nv;
+  const mk = 12 + nv;
+  const mx = 13 + nv;
+  const vs = 14 + nv;
+  const ninf = 15 + nv;
+  const fl = 16 + nv;
+  const consts: ExpConsts = { first: 17 + nv };
+  const stride = nv * 16;
+  const body: Bytes = [
+    ...W.get(src), ...W.get(p), ...W.get(C), ...W.mul, ...W.i32(4), ...W.mul, ...W.add, ...W.set(s),
+    ...W.get(prior), ...W.get(p), ...W.i32(stride), ...W.mul, ...W.add, ...W.set(rowP),
+  ];
+  // the row; classes past C: -inf for the max (their values are masked to 0 below)
+  for (let v = 0; v < nv; v++) {
+    body.push(...W.get(s), ...W.vload(v * 16));
+    if (v === nv - 1) body.push(...W.get(ninf), ...W.get(mk), ...simd(0x52)); // bitselect(row, -inf, mask)
+    body.push(...W.set(x + v));
+  }
+  if (logits) {
+    body.push(...W.get(x), ...W.set(mx));
+    for (let v = 1; v < nv; v++) body.push(...W.get(mx), ...W.get(x + v), ...W.vmax, ...W.set(mx));
+    body.push(...W.get(mx), ...W.lane(0), ...W.get(mx), ...W.lane(1), 0x97, ...W.get(mx), ...W.lane(2), ...W.get(mx), ...W.lane(3), 0x97, 0x97, ...W.fsplat, ...W.set(mx));
+  }
+  for (let v = 0; v < nv; v++) {
+    body.push(...W.get(x + v));
+    if (logits) body.push(...W.get(mx), ...W.vsub, ...W.get(cFloor(consts)), ...W.vmax, ...W.set(tmp), ...expV(tmp, kf, consts));
+    else body.push(...W.get(fl), ...W.vmax);
+    if (v === nv - 1) body.push(...W.get(mk), ...simd(0x4e)); // and: 0 past C
+    body.push(...W.tee(x + v), ...W.set(tmp), ...W.get(rowP), ...W.get(tmp), ...W.vstore(v * 16), ...W.get(tmp));
+    if (v > 0) body.push(...W.get(vs), ...W.vadd);
+    body.push(...W.set(vs));
+  }
+  body.push(...W.f32(1), ...laneSum(vs), ...W.fdiv, ...W.fsplat, ...W.set(tmp));
+  body.push(...W.get(q), ...W.get(p), ...W.i32(stride), ...W.mul, ...W.add, ...W.set(rowP));
+  for (let v = 0; v < nv; v++) body.push(...W.get(rowP), ...W.get(x + v), ...W.get(tmp), ...W.vmul, ...W.vstore(v * 16));
+  return {
+    name: logits ? 'unaryLogits' : 'unaryProbs',
+    params: [I32, I32, I32, I32, I32, I32, F32],
+    locals: [[3, I32], [nv + 7 + EXP_LOCALS, V128]],
+    code: [
+      ...expConstsInit(consts), ...W.get(mask), ...W.vload(0), ...W.set(mk),
+      ...W.f32(-Infinity), ...W.fsplat, ...W.set(ninf), ...W.get(floor), ...W.fsplat, ...W.set(fl),
+      ...forLoop(p, W.i32(0), W.get(n), body),
+    ],
+  };
+}
+
+/** unpad(q, n, C, dst): Q's padded rows to C floats a pixel (the padding of a row lands on the next, then is overwritten). */
+function unpadFn(nv: number): Fn {
+  const [q, n, C, dst] = [0, 1, 2, 3];
+  const p = 4;
+  const a = 5;
+  const b = 6;
+  const body: Bytes = [
+    ...W.get(q), ...W.get(p), ...W.i32(nv * 16), ...W.mul, ...W.add, ...W.set(a),
+    ...W.get(dst), ...W.get(p), ...W.get(C), ...W.mul, ...W.i32(4), ...W.mul, ...W.add, ...W.set(b),
+  ];
+  for (let v = 0; v < nv; v++) body.push(...W.get(b), ...W.get(a), ...W.vload(v * 16), ...W.vstore(v * 16));
+  return { name: 'unpad', params: [I32, I32, I32, I32], locals: [[3, I32]], code: forLoop(p, W.i32(0), W.get(n), body) };
+}
+
 /**
  * update(prior, q, msg0, msg1, p0, p1): Q = normalise(prior * exp(msg - max msg)) per pixel.
  * Q and prior rows hold the parts one after another (nvs[t] vectors each); msg t has rows of
@@ -162,57 +393,27 @@ function updateFn(nvs: number[]): Fn {
   const mx = 10 + total; // v128
   const tmp = 11 + total; // v128
   const kf = 12 + total; // v128
-  const sum = 13 + total; // f32
+  const vs = 13 + total; // v128
+  const consts: ExpConsts = { first: 14 + total };
   const rowBytes = total * 16;
   const body: Bytes = [
     ...W.get(prior), ...W.get(p), ...W.i32(rowBytes), ...W.mul, ...W.add, ...W.set(rowQ), // prior row (q row = same offset from q)
     ...W.get(msg0), ...W.get(p), ...W.i32(nvs[0] * 16), ...W.mul, ...W.add, ...W.set(m0),
   ];
   if (nvs.length > 1) body.push(...W.get(msg1), ...W.get(p), ...W.i32(nvs[1] * 16), ...W.mul, ...W.add, ...W.set(m1));
-  // load messages, max
+  // load messages
   let v = 0;
   for (let t = 0; t < nvs.length; t++) {
     for (let c = 0; c < nvs[t]; c++, v++) {
       body.push(...W.get(t === 0 ? m0 : m1), ...W.vload(c * 16), ...W.set(x + v));
-      if (v === 0) body.push(...W.get(x), ...W.set(mx));
-      else body.push(...W.get(mx), ...W.get(x + v), ...W.vmax, ...W.set(mx));
     }
   }
-  // horizontal max into all lanes
-  body.push(...W.get(mx), ...W.lane(0), ...W.get(mx), ...W.lane(1), 0x97, ...W.get(mx), ...W.lane(2), 0x97, ...W.get(mx), ...W.lane(3), 0x97, ...W.fsplat, ...W.set(mx));
-  body.push(...W.f32(0), ...W.set(sum));
-  for (let c = 0; c < total; c++) {
-    body.push(
-      // x = max(msg - mx, -87)
-      ...W.get(x + c), ...W.get(mx), ...W.vsub, ...W.f32(-87), ...W.fsplat, ...W.vmax, ...W.set(tmp),
-      // k = nearest(x * log2 e)
-      ...W.get(tmp), ...W.f32(Math.LOG2E), ...W.fsplat, ...W.vmul, ...W.vnearest, ...W.set(kf),
-      // r = x - k * ln2_hi - k * ln2_lo
-      ...W.get(tmp), ...W.get(kf), ...W.f32(0.693359375), ...W.fsplat, ...W.vmul, ...W.vsub,
-      ...W.get(kf), ...W.f32(-2.12194440e-4), ...W.fsplat, ...W.vmul, ...W.vsub, ...W.set(tmp),
-    );
-    // e^r ~ 1 + r + r^2/2 + ... + r^6/720 (Horner)
-    const coef = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
-    body.push(...W.f32(coef[0]), ...W.fsplat);
-    for (let i = 1; i < coef.length; i++) body.push(...W.get(tmp), ...W.vmul, ...W.f32(coef[i]), ...W.fsplat, ...W.vadd);
-    body.push(
-      // * 2^k: (k + 127) << 23 as float bits
-      ...W.get(kf), ...W.truncSat, ...W.i32(127), ...W.isplat, ...W.iadd, ...W.i32(23), ...W.ishl, ...W.vmul,
-      // * prior
-      ...W.get(rowQ), ...W.vload(c * 16), ...W.vmul, ...W.tee(x + c), ...W.set(tmp),
-      ...W.get(sum), ...W.get(tmp), ...W.lane(0), ...W.fadd, ...W.get(tmp), ...W.lane(1), ...W.fadd,
-      ...W.get(tmp), ...W.lane(2), ...W.fadd, ...W.get(tmp), ...W.lane(3), ...W.fadd, ...W.set(sum),
-    );
-  }
-  // Q row = e / sum  (q row address = q + p * rowBytes)
-  body.push(...W.f32(1), ...W.get(sum), ...W.fdiv, ...W.fsplat, ...W.set(tmp));
-  body.push(...W.get(q), ...W.get(p), ...W.i32(rowBytes), ...W.mul, ...W.add, ...W.set(rowQ));
-  for (let c = 0; c < total; c++) body.push(...W.get(rowQ), ...W.get(x + c), ...W.get(tmp), ...W.vmul, ...W.vstore(c * 16));
+  body.push(...softmaxRow(total, x, mx, tmp, kf, vs, rowQ, [...W.get(q), ...W.get(p), ...W.i32(rowBytes), ...W.mul, ...W.add], consts));
   return {
     name: 'update',
     params: [I32, I32, I32, I32, I32, I32],
-    locals: [[4, I32], [total + 3, V128], [1, F32]],
-    code: forLoop(p, W.get(p0), W.get(p1), body),
+    locals: [[4, I32], [total + 4 + EXP_LOCALS, V128]],
+    code: [...expConstsInit(consts), ...forLoop(p, W.get(p0), W.get(p1), body)],
   };
 }
 
@@ -224,6 +425,14 @@ export interface SimdExports {
   blurChains(nv: number): (chains: number, start: number, end: number, val: number, strideB: number) => void;
   blurPairs(nv: number): (nb: number, base: number, m: number, src: number, dst: number, strideB: number) => void;
   update: (prior: number, q: number, msg0: number, msg1: number, p0: number, p1: number) => void;
+  /** One part only (the fused single-thread path): */
+  /** (n, q, then offsets, weights, values per kernel) */
+  splatAll?: (...args: number[]) => void;
+  /** (n, prior, q, then offsets, weights, values, weight per kernel) */
+  sliceUpdate?: (...args: number[]) => void;
+  unaryLogits?: (src: number, n: number, C: number, prior: number, q: number, mask: number, floor: number) => void;
+  unaryProbs?: (src: number, n: number, C: number, prior: number, q: number, mask: number, floor: number) => void;
+  unpad?: (q: number, n: number, C: number, dst: number) => void;
 }
 
 /** What a module is specialised for: simplex sizes in use, vectors per part. */
@@ -249,6 +458,10 @@ export function simdModule(shape: SimdShape): WebAssembly.Module {
     }
     for (const nv of nvSet) fns.push(blurChainsFn(nv), blurPairsFn(nv));
     fns.push(updateFn(shape.nvs));
+    if (shape.nvs.length === 1) {
+      const nv = shape.nvs[0];
+      fns.push(splatAllFn(shape.d1s, nv), sliceUpdateFn(shape.d1s, nv), unaryFn(nv, true), unaryFn(nv, false), unpadFn(nv));
+    }
     mod = new WebAssembly.Module(moduleBytes(fns, 1, MAX_PAGES));
     modules.set(key, mod);
   }
@@ -263,6 +476,11 @@ export function simdInstance(shape: SimdShape, memory: WebAssembly.Memory): Simd
     blurChains: (nv) => ex[`blurc_${nv}`],
     blurPairs: (nv) => ex[`blurp_${nv}`],
     update: ex.update,
+    splatAll: ex.splatAll,
+    sliceUpdate: ex.sliceUpdate,
+    unaryLogits: ex.unaryLogits,
+    unaryProbs: ex.unaryProbs,
+    unpad: ex.unpad,
   };
 }
 

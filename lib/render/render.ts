@@ -86,7 +86,8 @@ export interface Rendered {
   buffer: Buffer;
   width: number;
   height: number;
-  classesPresent: { id: number; name: string }[];
+  /** The classes in the picture, with the colour they are drawn in (`#rrggbb`, for a legend drawn elsewhere). */
+  classesPresent: { id: number; name: string; color: string }[];
 }
 
 /**
@@ -134,5 +135,6 @@ export async function renderSegmentation(labels: LabelMap, image: RawImage | und
     height = legendH;
   }
   const buffer = o.format === 'jpeg' ? await s.jpeg({ quality: o.quality }).toBuffer() : await s.png().toBuffer();
-  return { buffer, width, height, classesPresent: present.map((id) => ({ id, name: names[id] ?? `class ${id}` })) };
+  const hex = (c: RGB) => `#${c.map((v) => v.toString(16).padStart(2, '0')).join('')}`;
+  return { buffer, width, height, classesPresent: present.map((id) => ({ id, name: names[id] ?? `class ${id}`, color: hex(colors[id] ?? [0, 0, 0]) })) };
 }

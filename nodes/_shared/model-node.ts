@@ -4,6 +4,7 @@ import type { ModelHandle } from '../../lib/compute/model-cache';
 import type { ModelConfig } from '../../lib/models/config';
 import type { RGB } from '../../lib/data/palette';
 import { describeProgress } from '../../lib/weights/download';
+import { setStatus } from './node-kit';
 
 export interface DeeplabModelNode extends Node {
   modelConfig?: ModelConfig;
@@ -38,6 +39,6 @@ export function followLoad(node: Node, handle: ModelHandle): () => void {
     last = now;
     let text = 'loading model...';
     if (p.phase === 'download') text = `downloading weights ${describeProgress(p.download)}`;
-    node.status({ fill: 'yellow', shape: 'ring', text });
+    setStatus(node, 'loading', text);
   });
 }

@@ -7,9 +7,10 @@ import * as path from 'path';
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { expectRawImage, RawImage } from '../../lib/contract';
 
-// The example flows find their sample pictures through this variable (`env.get` in function
-// nodes); where Node-RED was not started by `npm start`, it points at this package's own folder.
-if (!process.env.DEEPLAB_EXAMPLES_DIR) process.env.DEEPLAB_EXAMPLES_DIR = path.join(__dirname, '..', '..', '..', 'examples');
+// The example flows and the demo find their sample pictures through this variable (`env.get` in
+// function nodes, `${...}` in properties); unless set, it points at this package's own sample-data/
+// (kept out of examples/, where Node-RED's Import > Examples would list its folders as examples).
+if (!process.env.DEEPLAB_SAMPLES_DIR) process.env.DEEPLAB_SAMPLES_DIR = path.join(__dirname, '..', '..', '..', 'sample-data');
 
 export type Msg = NodeMessageInFlow & Record<string, unknown>;
 export type Send = (msg: NodeMessage | (NodeMessage | NodeMessage[] | null)[]) => void;
@@ -25,8 +26,23 @@ const STATUS_STYLE: Record<StatusKind, { fill: 'grey' | 'yellow' | 'blue' | 'gre
   error: { fill: 'red', shape: 'ring' },
 };
 
+/** The longest status text: Node-RED draws it on one line under the node. */
+export const STATUS_MAX = 60;
+
+/**
+ * A text of at most `max` characters, shortened in the middle where longer: its start says what
+ * happened and its end holds what varies most (a file name at the end of a path, a count).
+ */
+export function shortenMiddle(text: string, max = STATUS_MAX): string {
+  const chars = Array.from(text);
+  if (chars.length <= max) return text;
+  const head = Math.floor((max - 1) * 0.45);
+  const tail = max - 1 - head;
+  return `${chars.slice(0, head).join('').trimEnd()}…${chars.slice(chars.length - tail).join('').trimStart()}`;
+}
+
 export function setStatus(node: Node, kind: StatusKind, text: string): void {
-  node.status({ ...STATUS_STYLE[kind], text: text.length > 60 ? `${text.slice(0, 57)}...` : text });
+  node.status({ ...STATUS_STYLE[kind], text: shortenMiddle(text) });
 }
 
 export function errorText(err: unknown): string {

@@ -9,17 +9,48 @@ export function isBlank(v: unknown): boolean {
   return v === undefined || v === null || v === '' || v === 'auto' || v === 'default';
 }
 
+/**
+ * The range a numeric property must be in. The editor's validators (resources/deeplab-editor.js)
+ * use the same ranges for each field: keep the two equal.
+ */
+export interface Range {
+  min?: number;
+  max?: number;
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+}
+
+/** "from 1 to 100", "above 0 and at most 1", ... as the editor words it. */
+export function describeRange(r: Range): string {
+  const hasMin = r.min !== undefined;
+  const hasMax = r.max !== undefined;
+  if (hasMin && hasMax && !r.minExclusive && !r.maxExclusive) return `from ${r.min} to ${r.max}`;
+  const parts: string[] = [];
+  if (hasMin) parts.push(`${r.minExclusive ? 'above' : 'at least'} ${r.min}`);
+  if (hasMax) parts.push(`${r.maxExclusive ? 'below' : 'at most'} ${r.max}`);
+  return parts.join(' and ');
+}
+
+function checkRange(n: number, r: Range | undefined, name: string, value: unknown, what: string): void {
+  if (!r) return;
+  const low = r.min !== undefined && (r.minExclusive ? n <= r.min : n < r.min);
+  const high = r.max !== undefined && (r.maxExclusive ? n >= r.max : n > r.max);
+  if (low || high) throw new Error(`${name} must be ${what} ${describeRange(r)}, got ${JSON.stringify(value)}`);
+}
+
 /** A number; `name` is the property as the editor labels it, for the error. */
-export function numberProp(value: unknown, fallback: number, name: string): number {
+export function numberProp(value: unknown, fallback: number, name: string, range?: Range): number {
   if (isBlank(value)) return fallback;
   const n = typeof value === 'number' ? value : Number(String(value).trim());
   if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(value)}`);
+  checkRange(n, range, name, value, 'a number');
   return n;
 }
 
-export function intProp(value: unknown, fallback: number, name: string): number {
+export function intProp(value: unknown, fallback: number, name: string, range?: Range): number {
   const n = numberProp(value, fallback, name);
   if (!Number.isInteger(n)) throw new Error(`${name} must be a whole number, got ${JSON.stringify(value)}`);
+  checkRange(n, range, name, value, 'a whole number');
   return n;
 }
 

@@ -9,7 +9,7 @@ import { toWireLabelMap } from '../../lib/contract';
 import { DatasetListing, ListOptions, Sample, listDataset, loadSample, runOrder } from '../../lib/data/dataset';
 import { Pacer } from '../../lib/runtime/pacer';
 import { errorText, Msg, onInput, Send, setStatus } from '../_shared/node-kit';
-import { boolProp, numberProp, stringProp } from '../_shared/props';
+import { boolProp, intProp, numberProp, stringProp } from '../_shared/props';
 
 interface DatasetProps {
   root?: string;
@@ -74,14 +74,12 @@ export = function register(RED: NodeAPI): void {
       missingMask = stringProp<MissingMask>(def.missingMask, 'skip', ['skip', 'error', 'keep']);
       listOpts.keepUnmasked = missingMask === 'keep';
       pacing = stringProp(def.pacing, 'feedback', ['feedback', 'interval'] as const);
-      windowSize = Math.floor(numberProp(def.window, 1, 'window'));
-      intervalMs = numberProp(def.interval, 1000, 'interval');
-      if (windowSize < 1) throw new Error(`window must be at least 1, got ${def.window}`);
-      if (intervalMs < 1) throw new Error(`interval must be at least 1 ms, got ${def.interval}`);
+      windowSize = intProp(def.window, 1, 'in flight', { min: 1, max: 1000 });
+      intervalMs = numberProp(def.interval, 1000, 'interval (ms)', { min: 1, max: 86_400_000 });
       order = {
         shuffle: boolProp(def.shuffle, false),
-        seed: numberProp(def.seed, 0, 'seed'),
-        limit: Math.max(0, Math.floor(numberProp(def.limit, 0, 'limit'))),
+        seed: intProp(def.seed, 0, 'seed'),
+        limit: intProp(def.limit, 0, 'limit', { min: 0 }),
       };
       setStatus(node, 'idle', 'ready: send "start"');
     } catch (err) {

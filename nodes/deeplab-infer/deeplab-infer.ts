@@ -14,7 +14,7 @@ import { toWireRawImage, toWireScoreMap } from '../../lib/contract';
 import { normalizeModelConfig } from '../../lib/models/config';
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import { errorText, getProp, Msg, Send, setProp, setStatus } from '../_shared/node-kit';
-import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
+import { boolProp, intProp, numberProp, pathProp, stringProp } from '../_shared/props';
 import { followLoad, modelNodeOf } from '../_shared/model-node';
 
 interface InferProps {
@@ -59,12 +59,12 @@ export = function register(RED: NodeAPI): void {
         scales: parseScales(def.scales),
         flip: boolProp(def.flip, false),
       });
-      const maxPixels = numberProp(def.maxPixels, DEFAULT_MAX_PIXELS, 'maxPixels');
+      const maxPixels = intProp(def.maxPixels, DEFAULT_MAX_PIXELS, 'max pixels', { min: 1 });
       const budget = memoryBudgetBytes(def.memoryBudget);
       const policy = stringProp<QueuePolicy>(def.queuePolicy, 'drop-oldest', QUEUE_POLICIES);
       // A message that will not run reaches Catch with its code (msg.error.code) and the original
       // message, so an http-in flow can answer it (503); done(err) reports it exactly once.
-      queue = new BoundedQueue<Job>(numberProp(def.queueSize, 2, 'queueSize'), policy, (job) => runJob(job, maxPixels, budget), (job, err) => {
+      queue = new BoundedQueue<Job>(intProp(def.queueSize, 2, 'queue size', { min: 0, max: 10000 }), policy, (job) => runJob(job, maxPixels, budget), (job, err) => {
         job.done(err);
         showReady();
       });

@@ -3,7 +3,7 @@
  * absent (hand-written or older flows): the defaults are the editor's.
  */
 import * as path from 'path';
-import { isBlank } from '../_shared/props';
+import { intProp, isBlank, numberProp } from '../_shared/props';
 import { CLASS_PRESET_NAMES, CLASS_PRESETS, ClassPresetName, isClassPresetName } from '../../lib/data/palette';
 import { findPublished } from '../../lib/weights/catalogue';
 import { LAYOUT_NAMES, LayoutName } from '../../lib/weights/layouts';
@@ -155,18 +155,22 @@ export function modelConfigFromProps(p: ModelProps, baseDir = process.cwd()): Mo
     classes: names.length,
     layout: (isBlank(p.layout) ? MODEL_DEFAULTS.layout : p.layout) as ModelSpec['layout'],
     aux: p.aux === true || p.aux === 'true',
-    width: isBlank(p.width) ? MODEL_DEFAULTS.width : Number(p.width),
+    width: numberProp(p.width, MODEL_DEFAULTS.width, 'width', { min: 0, minExclusive: true, max: 4 }),
   };
   if (!isBlank(p.backbone)) spec.backbone = p.backbone as BackboneName;
   if (!isBlank(p.outputStride)) spec.outputStride = Number(p.outputStride) as 8 | 16;
-  if (!isBlank(p.seed)) spec.seed = Number(p.seed);
+  if (!isBlank(p.seed)) spec.seed = intProp(p.seed, 1, 'seed');
   const src = isBlank(p.weightsSource) ? MODEL_DEFAULTS.weightsSource : p.weightsSource;
   let weights: WeightsSource;
   if (src === 'random') weights = { source: 'random' };
   else if (src === 'dir') {
     if (!p.weightsPath) throw new Error('weights from a directory: set the directory');
     weights = { source: 'dir', path: path.resolve(baseDir, p.weightsPath) };
-  } else if (src === 'url') weights = { source: 'url', url: String(p.weightsUrl ?? '').trim() };
+  } else if (src === 'url') {
+    const url = String(p.weightsUrl ?? '').trim();
+    if (!/^https?:\/\/\S+$/i.test(url)) throw new Error(`weights from a URL: give an http(s) URL, got ${JSON.stringify(url)}`);
+    weights = { source: 'url', url };
+  }
   else if (src === 'checkpoint') {
     if (!p.checkpointPath) throw new Error('weights from a PyTorch checkpoint: set the file');
     const layout = isBlank(p.checkpointLayout) || p.checkpointLayout === 'auto' ? 'auto' : String(p.checkpointLayout);

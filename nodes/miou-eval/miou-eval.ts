@@ -12,7 +12,7 @@ import { upsample } from '../../lib/compute/client';
 import { argmaxScoreMap } from '../../lib/ops/score-map';
 import { checkMemory, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
 import { getProp, Msg, onInput, Send, setStatus } from '../_shared/node-kit';
-import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
+import { boolProp, intProp, pathProp, stringProp } from '../_shared/props';
 
 interface EvalProps {
   property?: string;
@@ -57,16 +57,17 @@ export = function register(RED: NodeAPI): void {
       let presetNames: readonly string[] = CLASS_PRESETS.voc21.names;
       if (labels === 'custom') {
         presetNames = String(def.customNames ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+        if (presetNames.length === 0) throw new Error('custom names: give the class names, separated by commas');
       } else if (isClassPresetName(labels)) {
         presetNames = CLASS_PRESETS[labels].names;
         colors = CLASS_PRESETS[labels].colors.slice();
       } else {
         throw new Error(`unknown label set "${labels}": expected voc21, cityscapes19, ade20k150 or custom`);
       }
-      const classes = numberProp(def.classes, presetNames.length || 21, 'classes');
-      ignoreIndex = numberProp(def.ignoreIndex, 255, 'ignore index');
+      const classes = intProp(def.classes, presetNames.length, 'classes', { min: 1, max: 255 });
+      ignoreIndex = intProp(def.ignoreIndex, 255, 'ignore index', { min: 0, max: 255 });
       rule = stringProp<MeanIoURule>(def.meanRule, 'voc', MEAN_IOU_RULES);
-      reportEvery = Math.max(0, Math.floor(numberProp(def.reportEvery, 0, 'report every')));
+      reportEvery = intProp(def.reportEvery, 0, 'report every', { min: 0 });
       cm = new ConfusionMatrix(classes, ignoreIndex);
       names = classNames(classes, presetNames);
       colors = classColors(classes, colors);

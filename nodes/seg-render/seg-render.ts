@@ -7,7 +7,7 @@ import { checkMemory, memoryBudgetBytes } from '../../lib/runtime/memory-budget'
 import { CLASS_PRESETS } from '../../lib/data/palette';
 import { modelNodeOf } from '../_shared/model-node';
 import { getProp, Msg, onInput, readConfig, readImage, requireConfig, setProp, setStatus } from '../_shared/node-kit';
-import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
+import { boolProp, intProp, numberProp, pathProp, stringProp } from '../_shared/props';
 
 interface RenderProps {
   model?: string;
@@ -32,10 +32,10 @@ export = function register(RED: NodeAPI): void {
       output: pathProp(def.output),
       imageProperty: pathProp(def.imageProperty, 'image'),
       mode: stringProp<RenderMode>(def.mode, DEFAULT_RENDER.mode, RENDER_MODES),
-      opacity: numberProp(def.opacity, DEFAULT_RENDER.opacity, 'opacity'),
+      opacity: numberProp(def.opacity, DEFAULT_RENDER.opacity, 'opacity', { min: 0, max: 1 }),
       legend: boolProp(def.legend, DEFAULT_RENDER.legend),
       format: stringProp(def.format, 'png', ['png', 'jpeg'] as const),
-      quality: numberProp(def.quality, DEFAULT_RENDER.quality, 'quality'),
+      quality: intProp(def.quality, DEFAULT_RENDER.quality, 'JPEG quality', { min: 1, max: 100 }),
       model: modelNodeOf(RED, def.model),
       budget: memoryBudgetBytes(def.memoryBudget),
     }));

@@ -48,7 +48,8 @@ export interface TrainProps {
   lrPower?: string | number;
   optimizer?: string;
   warmupIter?: string | number;
-  classWeights?: string;
+  /** auto, none or sqrt-inverse; a start message may give one weight per class. */
+  classWeights?: string | number[];
   momentum?: string | number;
   weightDecay?: string | number;
   backboneLrMult?: string | number;
@@ -125,6 +126,18 @@ const DEMO: Schedule = {
 };
 
 const PRESET_NAMES = ['small-data', 'v2', 'v3plus'] as const;
+const SYN_SETS = ['shapes', 'hard-shapes'] as const;
+const OPTIMIZERS = ['sgd', 'adam'] as const;
+const CLASS_WEIGHTS = ['none', 'sqrt-inverse'] as const;
+const INIT_FROM = ['model', 'scratch', 'published', 'checkpoint', 'dir'] as const;
+
+/** A select's value: blank or auto takes the fallback; anything else must be one of `allowed`. */
+function choiceProp<T extends string>(value: unknown, fallback: T, allowed: readonly T[], name: string): T {
+  if (isBlank(value)) return fallback;
+  const s = String(value);
+  if (!(allowed as readonly string[]).includes(s)) throw new Error(`${name} must be one of auto, ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  return s as T;
+}
 
 /** Option names a start message may override (msg.options / an object payload). */
 export const OVERRIDABLE = [
@@ -135,11 +148,7 @@ export const OVERRIDABLE = [
 
 /** The preset a run takes: the chosen one, or by the data (auto). */
 function presetFor(p: TrainProps, source: string, synSetName: string): PresetName | 'demo' {
-  if (!isBlank(p.preset)) {
-    const name = String(p.preset);
-    if (!(PRESET_NAMES as readonly string[]).includes(name)) throw new Error(`preset must be auto, ${PRESET_NAMES.join(', ')}, got "${name}"`);
-    return name as PresetName;
-  }
+  if (!isBlank(p.preset)) return choiceProp(p.preset, 'small-data', PRESET_NAMES, 'preset');
   if (source === 'folder') return 'v2';
   return synSetName === 'hard-shapes' ? 'small-data' : 'demo';
 }
@@ -153,7 +162,7 @@ function scheduleOf(name: PresetName | 'demo'): Schedule {
  * `imagenet`: the catalogue id to fine-tune from when the choice is the model's weights and they are random.
  */
 function initialWeights(p: TrainProps, userDir: string, imagenet?: string): WeightsSource | undefined {
-  const from = isBlank(p.initFrom) ? 'model' : String(p.initFrom);
+  const from = choiceProp(p.initFrom, 'model', INIT_FROM, 'initialise from');
   if (from === 'scratch') return undefined;
   if (from === 'model') return imagenet ? { source: 'published', id: imagenet, cacheDir: path.join(userDir, 'deeplab-weights') } : undefined;
   if (from === 'published') {
@@ -165,8 +174,7 @@ function initialWeights(p: TrainProps, userDir: string, imagenet?: string): Weig
   const file = String(p.initPath ?? '').trim();
   if (!file) throw new Error(`initialise from a ${from === 'dir' ? 'saved model folder' : 'checkpoint file'}: set its path`);
   if (from === 'dir') return { source: 'dir', path: path.resolve(userDir, file) };
-  if (from === 'checkpoint') return { source: 'checkpoint', path: path.resolve(userDir, file), layout: isBlank(p.initLayout) ? 'auto' : String(p.initLayout) };
-  throw new Error(`initialise from must be model, scratch, published, checkpoint or dir, got "${from}"`);
+  return { source: 'checkpoint', path: path.resolve(userDir, file), layout: isBlank(p.initLayout) ? 'auto' : String(p.initLayout) };
 }
 
 export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overrides: Record<string, unknown> = {}): TrainSetup {
@@ -177,8 +185,8 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
   const source = isBlank(p.source) ? 'synthetic' : String(p.source);
   if (source !== 'synthetic' && source !== 'folder') throw new Error(`data source must be synthetic or folder, got "${source}"`);
   const demo = source === 'synthetic';
-  const seed = numberProp(p.seed, 1, 'seed');
-  const synSetName = isBlank(p.synSet) ? 'shapes' : String(p.synSet);
+  const seed = intProp(p.seed, 1, 'seed');
+  const synSetName = choiceProp(p.synSet, 'shapes', SYN_SETS, 'synthetic set');
   const set = demo ? syntheticSet(synSetName) : undefined;
   const presetName = presetFor(p, source, synSetName);
   const d = scheduleOf(presetName);
@@ -196,10 +204,10 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     if (ctx.model && ctx.model.spec.classes !== synClasses) {
       throw new Error(`the model has ${ctx.model.spec.classes} classes but the synthetic data ${synClasses}: make them equal`);
     }
-    synSize = intProp(p.synSize, set!.width ?? 97, 'synthetic image size');
+    synSize = intProp(p.synSize, set!.width ?? 97, 'synthetic image size', { min: 8, max: 4096 });
     const options: SyntheticOptions = { ...set, width: synSize, height: synSize, classes: synClasses, seed };
-    train = { kind: 'synthetic', count: intProp(p.synTrain, 200, 'synthetic training images'), options };
-    const nVal = intProp(p.synVal, 20, 'synthetic validation images');
+    train = { kind: 'synthetic', count: intProp(p.synTrain, 200, 'synthetic training images', { min: 1 }), options };
+    const nVal = intProp(p.synVal, 20, 'synthetic validation images', { min: 0 });
     // The validation images come from far along the same sequence: never seen in training.
     if (nVal > 0) val = { kind: 'synthetic', count: nVal, first: 1_000_000, options };
   } else {
@@ -208,7 +216,7 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     if (!dir) throw new Error('folder data: set the data set folder');
     const layout = isBlank(p.layout) ? 'auto' : String(p.layout) as ListOptions['layout'];
     const common: ListOptions = { layout, imagesDir: String(p.imagesDir ?? '').trim() || undefined, masksDir: String(p.masksDir ?? '').trim() || undefined };
-    const limit = intProp(p.trainLimit, 0, 'training image limit');
+    const limit = intProp(p.trainLimit, 0, 'training image limit', { min: 0 });
     train = { kind: 'folder', root, dir, list: { ...common, split: String(p.trainSplit ?? '').trim() || 'train' }, limit };
     const valSplit = String(p.valSplit ?? '').trim();
     const valDir = String(p.valDir ?? '').trim();
@@ -232,45 +240,53 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
   // The real-data presets fine-tune from the ImageNet backbone when the model's weights are random and fit it.
   const imagenet = realData && model.weights.source === 'random' ? imagenetBackboneFor(model) : undefined;
   const init = initialWeights(p, ctx.userDir, imagenet);
+  // A blank end of the scale range is "auto": the preset's, moved to the other end where that one is set beyond it.
+  const scaleRange = { min: 0, minExclusive: true, max: 8 };
+  const givenMin = isBlank(p.scaleMin) ? undefined : numberProp(p.scaleMin, d.scaleMin, 'scale min', scaleRange);
+  const givenMax = isBlank(p.scaleMax) ? undefined : numberProp(p.scaleMax, d.scaleMax, 'scale max', scaleRange);
+  const scaleMin = givenMin ?? Math.min(d.scaleMin, givenMax ?? Infinity);
+  const scaleMax = givenMax ?? Math.max(d.scaleMax, givenMin ?? 0);
   const checkpointDir = path.resolve(ctx.userDir, String(p.checkpointDir ?? '').trim() || path.join('deeplab-training', ctx.nodeId.replace(/[^\w.-]/g, '_')));
   const input: TrainConfigInput = {
     model,
     init,
     train,
     val,
-    cropSize: intProp(p.cropSize, d.cropSize ?? synSize, 'crop size'),
-    scaleMin: numberProp(p.scaleMin, d.scaleMin, 'scale min'),
-    scaleMax: numberProp(p.scaleMax, d.scaleMax, 'scale max'),
+    // Without a preset crop, the demo's is the image size.
+    cropSize: intProp(p.cropSize, d.cropSize ?? synSize, 'crop size', { min: 8, max: 4096 }),
+    scaleMin,
+    scaleMax,
     mirror: boolProp(p.mirror, true),
-    batchSize: intProp(p.batchSize, d.batchSize, 'batch size'),
-    iterSize: intProp(p.iterSize, d.iterSize, 'iter size'),
-    maxIter: intProp(p.maxIter, d.maxIter, 'iterations'),
-    optimizer: (isBlank(p.optimizer) ? d.optimizer : String(p.optimizer)) as OptimizerName,
-    lr: numberProp(p.lr, d.lr, 'learning rate'),
-    lrPower: numberProp(p.lrPower, d.lrPower, 'poly power'),
-    warmupIter: intProp(p.warmupIter, d.warmupIter, 'warm-up iterations'),
-    momentum: numberProp(p.momentum, d.momentum, 'momentum'),
-    weightDecay: numberProp(p.weightDecay, d.weightDecay, 'weight decay'),
-    backboneLrMult: numberProp(p.backboneLrMult, d.backboneLrMult, 'backbone lr multiplier'),
-    headLrMult: numberProp(p.headLrMult, d.headLrMult, 'head lr multiplier'),
-    biasLrFactor: numberProp(p.biasLrFactor, d.biasLrFactor, 'bias lr factor'),
-    classWeights: (isBlank(p.classWeights) ? d.classWeights : String(p.classWeights)) as TrainConfig['classWeights'],
+    batchSize: intProp(p.batchSize, d.batchSize, 'batch size', { min: 1 }),
+    iterSize: intProp(p.iterSize, d.iterSize, 'iter size', { min: 1 }),
+    maxIter: intProp(p.maxIter, d.maxIter, 'iterations', { min: 1 }),
+    optimizer: choiceProp(p.optimizer, d.optimizer, OPTIMIZERS, 'optimiser'),
+    lr: numberProp(p.lr, d.lr, 'learning rate', { min: 0, minExclusive: true }),
+    lrPower: numberProp(p.lrPower, d.lrPower, 'poly power', { min: 0 }),
+    warmupIter: intProp(p.warmupIter, d.warmupIter, 'warm-up iterations', { min: 0 }),
+    momentum: numberProp(p.momentum, d.momentum, 'momentum', { min: 0, max: 1, maxExclusive: true }),
+    weightDecay: numberProp(p.weightDecay, d.weightDecay, 'weight decay', { min: 0 }),
+    backboneLrMult: numberProp(p.backboneLrMult, d.backboneLrMult, 'backbone lr multiplier', { min: 0 }),
+    headLrMult: numberProp(p.headLrMult, d.headLrMult, 'head lr multiplier', { min: 0 }),
+    biasLrFactor: numberProp(p.biasLrFactor, d.biasLrFactor, 'bias lr factor', { min: 0 }),
+    // A start message may give the weights themselves (one number per class).
+    classWeights: Array.isArray(p.classWeights) ? p.classWeights as number[] : choiceProp(p.classWeights, d.classWeights, CLASS_WEIGHTS, 'class weights'),
     // Fine-tuning from trained weights freezes BN by default, as the published recipes do (batches are tiny here).
     freezeBN: boolProp(p.freezeBN, init !== undefined),
     msc: isBlank(p.msc) ? undefined : boolProp(p.msc, false),
     seed,
     checkpointDir,
-    checkpointEvery: intProp(p.checkpointEvery, d.checkpointEvery, 'checkpoint every'),
-    keep: intProp(p.keep, 3, 'checkpoints kept'),
+    checkpointEvery: intProp(p.checkpointEvery, d.checkpointEvery, 'checkpoint every', { min: 0 }),
+    keep: intProp(p.keep, 3, 'checkpoints kept', { min: 1 }),
     publish: boolProp(p.publish, true),
-    evalEvery: intProp(p.evalEvery, d.evalEvery, 'evaluate every'),
-    evalLimit: intProp(p.evalLimit, 0, 'evaluation images'),
+    evalEvery: intProp(p.evalEvery, d.evalEvery, 'evaluate every', { min: 0 }),
+    evalLimit: intProp(p.evalLimit, 0, 'evaluation images', { min: 0 }),
     evalRule: (isBlank(p.evalRule) ? 'voc' : String(p.evalRule)) as TrainConfig['evalRule'],
-    progressEvery: intProp(p.progressEvery, d.progressEvery, 'progress every'),
+    progressEvery: intProp(p.progressEvery, d.progressEvery, 'progress every', { min: 1 }),
   };
   const config = normalizeTrainConfig(input);
   const resume = (isBlank(p.resume) ? 'auto' : String(p.resume)) as ResumeMode;
   if (!['auto', 'never', 'require'].includes(resume)) throw new Error(`resume must be auto, never or require, got "${resume}"`);
-  const crf: CrfRequest = { images: intProp(p.crfImages, 10, 'CRF images') };
+  const crf: CrfRequest = { images: intProp(p.crfImages, 10, 'CRF images', { min: 1 }) };
   return { config, resume, crf, crfAfter: boolProp(p.learnCrf, false) ? crf : undefined };
 }

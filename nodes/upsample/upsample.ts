@@ -5,7 +5,7 @@ import { upsample } from '../../lib/compute/client';
 import { planUpsample, UpsampleOutput } from '../../lib/ops/score-map';
 import { formatBytes, memoryBudgetBytes } from '../../lib/runtime/memory-budget';
 import { getProp, Msg, onInput, readConfig, readImage, requireConfig, setProp, setStatus } from '../_shared/node-kit';
-import { boolProp, numberProp, pathProp, stringProp } from '../_shared/props';
+import { boolProp, intProp, pathProp, stringProp } from '../_shared/props';
 
 interface UpsampleProps {
   sizeFrom?: string;
@@ -33,8 +33,8 @@ export = function register(RED: NodeAPI): void {
       sizeFrom: stringProp(def.sizeFrom, 'image', ['image', 'fixed'] as const),
       alignCorners: boolProp(def.alignCorners, true),
       output: stringProp<UpsampleOutput>(def.output || def.result, 'probs', OUTPUTS),
-      fixedW: numberProp(def.width, 513, 'width'),
-      fixedH: numberProp(def.height, 513, 'height'),
+      fixedW: intProp(def.width, 513, 'width', { min: 1, max: 16384 }),
+      fixedH: intProp(def.height, 513, 'height', { min: 1, max: 16384 }),
       budget: memoryBudgetBytes(def.memoryBudget),
     }));
     if (cfg) setStatus(node, 'idle', 'ready');

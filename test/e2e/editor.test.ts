@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import type { Browser, Page } from 'playwright-core';
+import { FIELD_CASES } from '../helpers/editor-cases';
 import { e2eEnabled, exampleFiles, freePort, installPackage, NodeRed, OUT, PKG_NAME, readFlow, ROOT, sleep, waitFor, HANG_MS } from './harness';
 
 const SHOTS = path.join(OUT, 'screenshots');
@@ -112,6 +113,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
       await sleep(300);
       problems.push(...(await emptyFields(page, '.red-ui-tray', type)));
+      problems.push(...(await truncatedSelects(page, '.red-ui-tray', type)));
       await shot(`02-dialog-${type}`);
       // A node with a config field: open the config node's own dialog from the pencil button, add one.
       // (the pencil is disabled while "Add new..." is selected: then the + button adds one)
@@ -121,6 +123,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
         await page.waitForSelector('#node-config-dialog-ok', { state: 'visible' });
         await sleep(300);
         problems.push(...(await emptyFields(page, '.red-ui-tray:last-of-type', `${type} > config`)));
+        problems.push(...(await truncatedSelects(page, '.red-ui-tray:last-of-type', `${type} > config`)));
         await shot(`02-dialog-${type}-config`);
         await page.click('#node-config-dialog-ok');
         await page.waitForSelector('#node-config-dialog-ok', { state: 'detached' });
@@ -139,6 +142,123 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
     assert.deepEqual(problems, []);
   });
 
+  it('palette labels follow one style; named nodes are italic; every port has a label', async () => {
+    const problems: string[] = [];
+    for (const t of [...paletteTypes(), ...configTypes()]) {
+      if (!/^[a-z]+( [a-z]+)*$/.test(paletteLabels[t])) problems.push(`${t}: palette label "${paletteLabels[t]}" is not lowercase words with spaces`);
+    }
+    const looks = await page.evaluate((types) => {
+      type Def = {
+        defaults: Record<string, { value: unknown }>;
+        inputs?: number;
+        outputs?: number;
+        label?: (this: unknown) => string;
+        labelStyle?: (this: unknown) => string;
+        inputLabels?: unknown;
+        outputLabels?: unknown;
+      };
+      const RED = (window as unknown as { RED: { nodes: { getType(t: string): Def } } }).RED;
+      const portLabel = (labels: unknown, node: Record<string, unknown>, i: number): unknown =>
+        typeof labels === 'function' ? (labels as (this: unknown, i: number) => unknown).call(node, i) : Array.isArray(labels) ? labels[i] : labels;
+      return types.map((t) => {
+        const def = RED.nodes.getType(t);
+        const node: Record<string, unknown> = { _def: def };
+        for (const [k, d] of Object.entries(def.defaults)) node[k] = d.value;
+        const named = { ...node, name: 'my node' };
+        const inputs = Array.from({ length: def.inputs ?? 0 }, (_, i) => portLabel(def.inputLabels, node, i));
+        const outputs = Array.from({ length: def.outputs ?? 0 }, (_, i) => portLabel(def.outputLabels, node, i));
+        return {
+          type: t,
+          label: def.label?.call(node),
+          plain: def.labelStyle?.call(node) ?? '',
+          italic: def.labelStyle?.call(named) ?? '',
+          ports: [...inputs, ...outputs],
+        };
+      });
+    }, paletteTypes());
+    for (const l of looks) {
+      if (l.label !== paletteLabels[l.type]) problems.push(`${l.type}: an unnamed node is labelled "${l.label}", its palette "${paletteLabels[l.type]}"`);
+      if (l.italic !== 'node_label_italic' || l.plain === 'node_label_italic') problems.push(`${l.type}: labelStyle is "${l.plain}" unnamed, "${l.italic}" named`);
+      l.ports.forEach((p, i) => {
+        if (typeof p !== 'string' || !p.trim()) problems.push(`${l.type}: port ${i} has no label`);
+      });
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it('every dialog marks each invalid value red with its validator\'s message and accepts the valid ones', async () => {
+    const problems: string[] = [];
+    let shotIndex = 0;
+    for (const [type, cases] of Object.entries(FIELD_CASES)) {
+      const config = categories[type] === 'config';
+      const prefix = config ? 'node-config-input' : 'node-input';
+      const opened = await page.evaluate(({ type, config }) => {
+        type Found = { id: string; type: string };
+        const RED = (window as unknown as {
+          RED: {
+            nodes: { filterNodes(f: { type: string }): Found[]; eachConfig(cb: (n: Found) => void): void };
+            editor: { edit(n: unknown): void; editConfig(name: string, type: string, id: string): void };
+          };
+        }).RED;
+        const configs: Found[] = [];
+        RED.nodes.eachConfig((n) => {
+          if (n.type === type) configs.push(n);
+        });
+        const node = config ? configs[0] : RED.nodes.filterNodes({ type })[0];
+        if (!node) return false;
+        if (config) RED.editor.editConfig('', type, node.id);
+        else RED.editor.edit(node);
+        return true;
+      }, { type, config });
+      if (!opened) {
+        problems.push(`${type}: no node of this type on the workspace to edit`);
+        continue;
+      }
+      const ok = config ? '#node-config-dialog-ok' : '#node-dialog-ok';
+      await page.waitForSelector(ok, { state: 'visible' });
+      await sleep(300);
+      for (const c of cases) {
+        for (const [field, value] of Object.entries(c.given ?? {})) await setField(page, `#${prefix}-${field}`, value);
+        const sel = `#${prefix}-${c.field}`;
+        for (const value of [...c.invalid, ...c.valid]) {
+          const bad = c.invalid.includes(value);
+          await setField(page, sel, value);
+          const state = await page.evaluate(({ sel, type, field, value }) => {
+            const RED = (window as unknown as {
+              RED: { nodes: { getType(t: string): { defaults: Record<string, { validate?: (v: unknown, o: unknown) => unknown }> } } };
+            }).RED;
+            const el = document.querySelector(sel) as HTMLElement | null;
+            const v = RED.nodes.getType(type).defaults[field].validate;
+            return {
+              visible: !!el && el.offsetParent !== null,
+              red: !!el && el.classList.contains('input-error'),
+              message: v ? v.call({}, value, {}) : 'no validator',
+            };
+          }, { sel, type, field: c.field, value });
+          const what = `${type}.${c.field} = ${JSON.stringify(value)}`;
+          if (!state.visible) problems.push(`${what}: the field is hidden`);
+          if (state.red !== bad) problems.push(`${what}: ${bad ? 'not marked red' : 'marked red'}`);
+          if (!bad) continue;
+          if (typeof state.message !== 'string' || state.message.length < 10) {
+            problems.push(`${what}: the validator gives no message (${JSON.stringify(state.message)})`);
+            continue;
+          }
+          // The message shows as the red field's tooltip (looked at once a field: each hover waits for the tooltip's delay).
+          if (c.invalid.indexOf(value) !== 0) continue;
+          await page.hover(sel);
+          const tip = page.locator('.red-ui-popover').filter({ hasText: state.message });
+          const shown = await tip.first().waitFor({ state: 'visible', timeout: 5000 }).then(() => true, () => false);
+          if (!shown) problems.push(`${what}: the tooltip does not show "${state.message}"`);
+          await shot(`08-invalid-${String(++shotIndex).padStart(2, '0')}-${type}-${c.field}`);
+          await page.mouse.move(5, 5);
+        }
+      }
+      await page.click(config ? '#node-config-dialog-cancel' : '#node-dialog-cancel');
+      await page.waitForSelector(ok, { state: 'detached' });
+    }
+    assert.deepEqual(problems, []);
+  });
+
   it("every node's help shows in the help sidebar", async () => {
     await page.click('#red-ui-tab-help-link-button');
     const help = page.locator('#red-ui-sidebar-content');
@@ -152,13 +272,38 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       const helpText = () => page.$$eval('#red-ui-sidebar-content .red-ui-help', (els) => els.map((e) => (e as HTMLElement).innerText).sort((a, b) => b.length - a.length)[0] ?? '');
       const text = await waitFor(`help of ${type}`, async () => {
         const t = await helpText();
-        return t.startsWith(paletteLabels[type]) && t.includes('Properties') ? t : undefined;
+        return t.startsWith(paletteLabels[type]) && t.includes('Details') ? t : undefined;
       }, 5000, 100).catch(async () => helpText());
-      if (!text.includes('Properties') || text.length < 300) missing.push(`${type}: ${JSON.stringify(text.slice(0, 80))} (${text.length} characters)`);
+      if (text.length < 300) missing.push(`${type}: ${JSON.stringify(text.slice(0, 80))} (${text.length} characters)`);
+      // Node-RED's help style: the sections in order (a config node has no ports), no clipped code.
+      const layout = await page.evaluate(() => {
+        const panels = Array.from(document.querySelectorAll('#red-ui-sidebar-content .red-ui-help')) as HTMLElement[];
+        const help = panels.sort((a, b) => b.innerText.length - a.innerText.length)[0];
+        if (!help) return { sections: [] as string[], clipped: [] as string[], links: [] as string[] };
+        const box = help.getBoundingClientRect();
+        return {
+          sections: Array.from(help.querySelectorAll('h3')).map((h) => (h as HTMLElement).innerText.trim()),
+          clipped: Array.from(help.querySelectorAll('code, dt')).filter((c) => c.getBoundingClientRect().right > box.right + 1).map((c) => (c as HTMLElement).innerText),
+          links: Array.from(help.querySelectorAll('a[href]')).map((a) => (a as HTMLAnchorElement).href),
+        };
+      });
+      const expected = categories[type] === 'config' ? ['Details', 'References'] : ['Inputs', 'Outputs', 'Details', 'References'];
+      if (layout.sections.join(',') !== expected.join(','))
+        missing.push(`${type}: sections ${layout.sections.join(', ')} (expected ${expected.join(', ')})`);
+      if (layout.clipped.length) missing.push(`${type}: clipped at the sidebar's edge: ${layout.clipped.map((c) => JSON.stringify(c)).join(', ')}`);
+      if (!layout.links.some((h) => /arxiv\.org|host\.robots\.ox\.ac\.uk/.test(h))) missing.push(`${type}: no reference links`);
+      // The palette tooltip is the first paragraph: one short sentence.
+      const first = await page.evaluate((t) => {
+        const help = document.querySelector(`script[data-help-name="${t}"]`);
+        const p = help ? new DOMParser().parseFromString(help.innerHTML, 'text/html').querySelector('p') : null;
+        return p ? (p.textContent ?? '').replace(/\s+/g, ' ').trim() : '';
+      }, type);
+      const words = first.split(' ').length;
+      if (words > 16 || !/^[^.]+\.$/.test(first)) missing.push(`${type}: the first paragraph is not one short sentence (${words} words): ${first}`);
       await shot(`04-help-${type}`);
       assert.deepEqual(errorsSince(before), []);
     }
-    assert.deepEqual(missing, [], 'help panels missing or without a Properties section');
+    assert.deepEqual(missing, [], 'help panels missing or not in the help style');
   });
 
   it('every example imports from Import > Examples and deploys', async () => {
@@ -265,6 +410,25 @@ async function emptyFields(page: Page, scope: string, what: string): Promise<str
   return empty.map((id) => `${what}: ${id} shows no value`);
 }
 
+/** Options of the visible drop-downs whose text is wider than the drop-down shows (cut off at its right edge). */
+async function truncatedSelects(page: Page, scope: string, what: string): Promise<string[]> {
+  const cut = await page.$$eval(`${scope} select`, (sels) => {
+    const ctx = document.createElement('canvas').getContext('2d');
+    const out: string[] = [];
+    if (!ctx) return ['no canvas to measure text'];
+    for (const s of sels as HTMLSelectElement[]) {
+      if (s.offsetParent === null || s.size > 1) continue;
+      const st = getComputedStyle(s);
+      ctx.font = `${st.fontStyle} ${st.fontWeight} ${st.fontSize} ${st.fontFamily}`;
+      // The room for text: the box less its padding and the arrow.
+      const room = s.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight) - 20;
+      for (const o of Array.from(s.options)) if (ctx.measureText(o.text).width > room) out.push(`${s.id} "${o.text}"`);
+    }
+    return out;
+  });
+  return cut.map((c) => `${what}: the drop-down ${c} is cut off`);
+}
+
 /** Presses Deploy (confirming the dialog an unused config node brings) and waits for the runtime to restart its flows. */
 async function deploy(page: Page, red: NodeRed): Promise<void> {
   const started = red.startedCount();
@@ -274,4 +438,13 @@ async function deploy(page: Page, red: NodeRed): Promise<void> {
   const done = waitFor('the runtime to start the deployed flows', () => red.startedCount() > started, HANG_MS, 50);
   await Promise.race([done, confirm.waitFor({ timeout: HANG_MS }).then(() => confirm.click())]);
   await done;
+}
+
+/** Sets a dialog field as a user would (a select by value), and lets the editor validate it. */
+async function setField(page: Page, sel: string, value: string): Promise<void> {
+  const tag = await page.$eval(sel, (el) => el.tagName);
+  if (tag === 'SELECT') await page.selectOption(sel, value);
+  else await page.fill(sel, value);
+  await page.$eval(sel, (el) => el.dispatchEvent(new Event('change', { bubbles: true })));
+  await sleep(50);
 }

@@ -184,7 +184,7 @@ export class NodeRed {
       cwd: this.userDir,
       env: {
         ...process.env,
-        DEEPLAB_EXAMPLES_DIR: path.join(installedPackageDir(this.userDir), 'examples'),
+        DEEPLAB_SAMPLES_DIR: path.join(installedPackageDir(this.userDir), 'sample-data'),
         ...this.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

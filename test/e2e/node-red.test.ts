@@ -56,7 +56,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     const bin = path.join(OUT, 'fake-bin');
     fs.mkdirSync(bin, { recursive: true });
     fs.writeFileSync(path.join(bin, 'ffmpeg'), FAKE_FFMPEG, { mode: 0o755 });
-    red = new NodeRed(userDir, await freePort(), { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, FAKE_FFMPEG_ARGS: path.join(OUT, 'ffmpeg-args.json'), FAKE_FFMPEG_JPEG: path.join(ROOT, 'examples', 'images', 'vainf_294.jpg') });
+    red = new NodeRed(userDir, await freePort(), { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, FAKE_FFMPEG_ARGS: path.join(OUT, 'ffmpeg-args.json'), FAKE_FFMPEG_JPEG: path.join(ROOT, 'sample-data', 'images', 'vainf_294.jpg') });
     await red.start();
   });
 
@@ -76,7 +76,9 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     // Installed as a user would: a real copy in the user directory, not a link to the checkout.
     const installed = path.join(userDir, 'node_modules', ...PKG_NAME.split('/'));
     assert.ok(!fs.lstatSync(installed).isSymbolicLink());
-    assert.ok(fs.existsSync(path.join(installed, 'examples', 'images', 'vainf_000.jpg')));
+    assert.ok(fs.existsSync(path.join(installed, 'sample-data', 'images', 'vainf_000.jpg')));
+    // Import > Examples lists every file and folder in examples/: flows only there, the pictures elsewhere.
+    assert.deepEqual(fs.readdirSync(path.join(installed, 'examples')).filter((f) => !f.endsWith('.json')), []);
   });
 
   it('example 1: photos dropped into the watched folder get a mask and an overlay next to them', async () => {
@@ -85,7 +87,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     fs.mkdirSync(inbox, { recursive: true }); // the comment asks the user to create it first
     await red.deploy(example('01'));
     // A photo copied in by hand, and the others by the flow's own "copy the sample photos" button.
-    fs.copyFileSync(path.join(ROOT, 'examples', 'images', 'vainf_294.jpg'), path.join(inbox, 'vainf_294.jpg'));
+    fs.copyFileSync(path.join(ROOT, 'sample-data', 'images', 'vainf_294.jpg'), path.join(inbox, 'vainf_294.jpg'));
     await red.inject('ex1-samples');
     const want = SAMPLES.flatMap((s) => [`${s}-mask.png`, `${s}-overlay.png`]);
     await waitFor('8 masks and overlays', () => want.every((f) => fs.existsSync(path.join(inbox, f)) && fs.statSync(path.join(inbox, f)).size > 0), HANG_MS);
@@ -113,7 +115,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     await red.deploy(example('02'));
     const none = await fetch(`${red.url}/deeplab/camera/latest.jpg`);
     assert.equal(none.status, 404);
-    const jpeg = fs.readFileSync(path.join(ROOT, 'examples', 'images', 'vainf_060.jpg'));
+    const jpeg = fs.readFileSync(path.join(ROOT, 'sample-data', 'images', 'vainf_060.jpg'));
     const replies: { accepted: boolean; frame: number }[] = [];
     for (let i = 0; i < 8; i++) {
       const r = await fetch(`${red.url}/deeplab/frame`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg });
@@ -165,7 +167,7 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     // Ground truth counted independently from the mask files: every class's pixels, void skipped.
     const gt = new Array<number>(21).fill(0);
     for (const s of SAMPLES) {
-      const mask = await decodeLabelImage(fs.readFileSync(path.join(ROOT, 'examples', 'masks', `${s}.png`)));
+      const mask = await decodeLabelImage(fs.readFileSync(path.join(ROOT, 'sample-data', 'masks', `${s}.png`)));
       for (const v of mask.data) if (v !== 255) gt[v]++;
     }
     type Report = { images: number; pixels: number; meanIoU: number; pixelAccuracy: number; perClass: { id: number; gtPixels: number; predPixels: number }[]; confusion: number[][] };
@@ -245,8 +247,9 @@ async function readPng(file: string): Promise<{ width: number; height: number; d
     await waitFor('the demo training to finish', () => /^done 6\/6/.test(red.lastStatus('demo-train')?.text ?? ''), HANG_MS, 500);
     const progress = (red.statuses.get('demo-train') ?? []).map((st) => st.text ?? '').filter((t) => /it \d\/6 · loss/.test(t));
     assert.ok(progress.length >= 3, `progress statuses: ${progress.join(' | ')}`);
-    const done = red.debug.slice(debugFrom).find((d) => d.name === 'training done');
-    assert.ok(done && /"reason":"finished"/.test(done.msg), 'the done event reached the debug sidebar');
+    // The done event follows the status (it waits for the last checkpoint's publication) and travels through link nodes.
+    const done = await waitFor('the done event in the debug sidebar', () => red.debug.slice(debugFrom).find((d) => d.name === 'training done'), HANG_MS, 200);
+    assert.match(done.msg, /"reason":"finished"/);
     assert.ok(fs.existsSync(path.join(userDir, 'deeplab-training', 'demo', 'published', 'weights.bin')), 'published model');
     // The stream: the newest picture over HTTP, files, and the editor status naming what was found.
     const png = await waitFor('a segmented picture', async () => {

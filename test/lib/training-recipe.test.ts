@@ -150,8 +150,9 @@ describe('lib/training: the small-data recipe', () => {
     const demo = trainSetupFromProps({}, ctx).config;
     assert.deepEqual([demo.optimizer, demo.lr, demo.cropSize, demo.headLrMult, demo.classWeights, demo.model.spec.width], ['sgd', 0.02, 97, 10, 'none', 0.125]);
     assert.equal(trainSetupFromProps({}, ctx, { optimizer: 'adam', warmupIter: 5 }).config.optimizer, 'adam');
-    assert.throws(() => trainSetupFromProps({ preset: 'fast' }, ctx), /preset must be auto, small-data, v2, v3plus/);
-    assert.throws(() => trainSetupFromProps({ optimizer: 'rmsprop' }, ctx), /optimizer must be sgd or adam/);
+    assert.throws(() => trainSetupFromProps({ preset: 'fast' }, ctx), /preset must be one of auto, small-data, v2, v3plus/);
+    assert.throws(() => trainSetupFromProps({ optimizer: 'rmsprop' }, ctx), /optimiser must be one of auto, sgd, adam/);
+    assert.throws(() => normalizeTrainConfig({ train: hard.train, optimizer: 'rmsprop' as never }), /optimizer must be sgd or adam/);
     assert.throws(() => normalizeTrainConfig({ train: hard.train, classWeights: [1, 2] }), /classWeights must be 21 numbers/);
   });
 });

@@ -411,7 +411,7 @@ describe('lib/training: building blocks', () => {
       assert.throws(() => trainSetupFromProps({ lr: 'fast' }, ctx), /learning rate must be a number/);
       assert.throws(() => trainSetupFromProps({ source: 'folder' }, ctx), /set the data set folder/);
       assert.throws(() => trainSetupFromProps({}, { ...ctx, model: normalizeModelConfig({ spec: { classes: 21 } }) }), /model has 21 classes/);
-      assert.throws(() => trainSetupFromProps({ batchSize: 0 }, ctx), /batchSize must be an integer >= 1/);
+      assert.throws(() => trainSetupFromProps({ batchSize: 0 }, ctx), /batch size must be a whole number at least 1, got 0/);
     });
   });
 

@@ -69,8 +69,10 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     const png = m3.payload as Buffer;
     const meta = await sharp(png).metadata();
     assert.equal(meta.format, 'png');
-    const present = m3.classesPresent as { id: number; name: string }[];
+    const present = m3.classesPresent as { id: number; name: string; color: string }[];
     assert.ok(present.length > 0);
+    // Each with its colour in the VOC palette (for a legend drawn next to the picture, as the demo's dashboard does).
+    for (const c of present) assert.equal(c.color, `#${CLASS_PRESETS.voc21.colors[c.id].map((v) => v.toString(16).padStart(2, '0')).join('')}`);
     // The overlay at the image's size plus a 160-pixel legend column, one 20-pixel row per class.
     assert.equal(meta.width, 160 + 160);
     assert.equal(meta.height, Math.max(120, 16 + 20 * present.length));
@@ -298,8 +300,8 @@ describe('nodes: deeplab-model, deeplab-infer, upsample, seg-render', function (
     assert.deepEqual(sizes, { a: 10, b: 10, c: 33 });
   });
 
-  it('points DEEPLAB_EXAMPLES_DIR at the package\'s examples when Node-RED loads the nodes', () => {
-    const dir = process.env.DEEPLAB_EXAMPLES_DIR;
+  it('points DEEPLAB_SAMPLES_DIR at the package\'s sample data when Node-RED loads the nodes', () => {
+    const dir = process.env.DEEPLAB_SAMPLES_DIR;
     assert.ok(dir && fs.existsSync(path.join(dir, 'images', 'vainf_000.jpg')), String(dir));
   });
 });

@@ -103,12 +103,12 @@ export function corruptJpeg(bytes = 20_000): Buffer {
 /** One of the package's sample photos (a real VOC picture) with its ground-truth mask (a VOC palette PNG). */
 export function samplePair(id = 'vainf_000'): { image: Buffer; mask: Buffer } {
   return {
-    image: fs.readFileSync(path.join(ROOT, 'examples', 'images', `${id}.jpg`)),
-    mask: fs.readFileSync(path.join(ROOT, 'examples', 'masks', `${id}.png`)),
+    image: fs.readFileSync(path.join(ROOT, 'sample-data', 'images', `${id}.jpg`)),
+    mask: fs.readFileSync(path.join(ROOT, 'sample-data', 'masks', `${id}.png`)),
   };
 }
 
 /** A sample photo resized to width x height (cover, so every size is a real picture), as JPEG. */
 export function photoJpeg(width: number, height: number, id = 'vainf_294'): Promise<Buffer> {
-  return sharp(path.join(ROOT, 'examples', 'images', `${id}.jpg`)).resize(width, height, { fit: 'cover' }).jpeg({ quality: 85 }).toBuffer();
+  return sharp(path.join(ROOT, 'sample-data', 'images', `${id}.jpg`)).resize(width, height, { fit: 'cover' }).jpeg({ quality: 85 }).toBuffer();
 }
