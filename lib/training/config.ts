@@ -46,6 +46,8 @@ export interface TrainConfig {
    * classes, a head missing from an ImageNet backbone) keeps its initialisation.
    */
   init?: WeightsSource;
+  /** Said after an error reading `init`: how to train without those weights (they were a default, not a choice). */
+  initHint?: string;
   train: DataSpec;
   /** Validation data for mIoU every evalEvery iterations and for the CRF search. */
   val?: DataSpec;
@@ -150,6 +152,7 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
   const out: TrainConfig = {
     model,
     init: c.init,
+    initHint: c.initHint,
     train: c.train,
     val: c.val,
     cropSize: c.cropSize ?? RECIPE.crop,

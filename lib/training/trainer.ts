@@ -159,7 +159,10 @@ export class Trainer {
       trainer = new Trainer(config, model, o.hooks ?? {});
       if (ckpt) trainer.restore(ckpt);
       else {
-        const init = o.initialWeights ?? await readWeights(config.init ?? config.model.weights);
+        const init = o.initialWeights ?? await readWeights(config.init ?? config.model.weights).catch((err: Error) => {
+          if (config.initHint) err.message = `${err.message}; ${config.initHint}`;
+          throw err;
+        });
         if (init) {
           const { loaded, skipped } = assignWeights(model, init, { partial: true });
           if (loaded === 0) throw new Error('the initial weights share no parameter (name and shape) with this network');

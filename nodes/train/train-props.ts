@@ -240,6 +240,8 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
   // The real-data presets fine-tune from the ImageNet backbone when the model's weights are random and fit it.
   const imagenet = realData && model.weights.source === 'random' ? imagenetBackboneFor(model) : undefined;
   const init = initialWeights(p, ctx.userDir, imagenet);
+  // Weights the user did not choose: an error reading them says how to do without.
+  const implicitImagenet = imagenet !== undefined && (isBlank(p.initFrom) || p.initFrom === 'model');
   // A blank end of the scale range is "auto": the preset's, moved to the other end where that one is set beyond it.
   const scaleRange = { min: 0, minExclusive: true, max: 8 };
   const givenMin = isBlank(p.scaleMin) ? undefined : numberProp(p.scaleMin, d.scaleMin, 'scale min', scaleRange);
@@ -271,6 +273,10 @@ export function trainSetupFromProps(props: TrainProps, ctx: SetupContext, overri
     biasLrFactor: numberProp(p.biasLrFactor, d.biasLrFactor, 'bias lr factor', { min: 0 }),
     // A start message may give the weights themselves (one number per class).
     classWeights: Array.isArray(p.classWeights) ? p.classWeights as number[] : choiceProp(p.classWeights, d.classWeights, CLASS_WEIGHTS, 'class weights'),
+    initHint: implicitImagenet
+      ? `the preset "${presetName}" fine-tunes from the ImageNet backbone "${imagenet}" by default; ` +
+        'to train without it, set "initialise from" to scratch (initFrom: "scratch") or take the small-data preset'
+      : undefined,
     // Fine-tuning from trained weights freezes BN by default, as the published recipes do (batches are tiny here).
     freezeBN: boolProp(p.freezeBN, init !== undefined),
     msc: isBlank(p.msc) ? undefined : boolProp(p.msc, false),

@@ -12,6 +12,7 @@ import { normalizeModelConfig } from '../../lib/models/config';
 import { normalizeTrainConfig } from '../../lib/training/config';
 import { crossEntropy, sqrtInverseFrequencyWeights } from '../../lib/training/loss';
 import { Adam, polyLr } from '../../lib/training/optimizer';
+import { Trainer } from '../../lib/training/trainer';
 import { imagenetBackboneFor, SMALL_DATA } from '../../lib/training/presets';
 import { trainSetupFromProps } from '../../nodes/train/train-props';
 import { tfReady } from '../helpers/tf-setup';
@@ -154,5 +155,24 @@ describe('lib/training: the small-data recipe', () => {
     assert.throws(() => trainSetupFromProps({ optimizer: 'rmsprop' }, ctx), /optimiser must be one of auto, sgd, adam/);
     assert.throws(() => normalizeTrainConfig({ train: hard.train, optimizer: 'rmsprop' as never }), /optimizer must be sgd or adam/);
     assert.throws(() => normalizeTrainConfig({ train: hard.train, classWeights: [1, 2] }), /classWeights must be 21 numbers/);
+  });
+
+  it('the default ImageNet backbone that cannot be had (offline, not cached): the error says how to train without it', async () => {
+    const ctx = { userDir: '/home/u/.node-red', nodeId: 'n1' };
+    const folder = { source: 'folder', dir: 'VOC', layout: 'voc' };
+    const hint = trainSetupFromProps(folder, ctx).config.initHint;
+    assert.match(hint ?? '', /ImageNet backbone "torchvision\/mobilenet_v2_imagenet"/);
+    assert.match(hint ?? '', /set "initialise from" to scratch \(initFrom: "scratch"\)/);
+    // Weights the user chose (or none) are not a default: no hint.
+    assert.equal(trainSetupFromProps({ ...folder, initFrom: 'scratch' }, ctx).config.initHint, undefined);
+    assert.equal(trainSetupFromProps({ ...folder, initFrom: 'published', initPublishedId: 'torchvision/mobilenet_v2_imagenet' }, ctx).config.initHint, undefined);
+    // The trainer adds the hint to the reading error (a missing folder stands for the failed download: no network in a test).
+    const config = normalizeTrainConfig({
+      model: { spec: { variant: 'v3plus', backbone: 'mobilenetv2', width: 0.125, classes: 4 } },
+      train: { kind: 'synthetic', count: 2, options: { width: 33, height: 33, classes: 4 } },
+      init: { source: 'dir', path: path.join(ctx.userDir, 'no-such-weights') },
+      initHint: hint,
+    });
+    await assert.rejects(Trainer.create(config), (err: Error) => err.message.includes('no-such-weights') && err.message.endsWith(hint!));
   });
 });
