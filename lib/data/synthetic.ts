@@ -1,8 +1,12 @@
 /**
- * A seeded synthetic segmentation data set for tests and the demo: solid shapes of a few
- * classes (disc, square, triangle, ring, cross, diamond, bar), each with its own saturated
- * colour, on low-saturation textured backgrounds (stripes and noise). Sample i of a seed is
- * the same on every machine, so a "split" is just a different seed or index range.
+ * Seeded synthetic segmentation data sets for tests, the demo and the recipe's tuning. Shapes of
+ * a few classes (disc, square, triangle, ring, cross, diamond, bar) in two styles:
+ * - 'class-colour' (the demo set, "shapes"): each class has its own saturated colour on
+ *   low-saturation textured backgrounds (stripes and noise): colour alone separates the classes.
+ * - 'random-colour' ("hard-shapes"): every object has a random colour and a shading gradient, on
+ *   backgrounds of random colour with coloured stripes and noise: only the shape tells the class.
+ * Sample i of a seed is the same on every machine, so a "split" is just a different seed or
+ * index range.
  */
 import { LabelMap, RawImage } from '../contract';
 import { Rng, STREAM } from '../runtime/random';
@@ -28,7 +32,30 @@ export interface SyntheticOptions {
   maxRadius?: number;
   /** Mark pixels on a class boundary as void (255), as VOC masks do (default false). */
   voidBorder?: boolean;
+  /** How objects are coloured (default 'class-colour'; see the module comment). */
+  style?: SyntheticStyle;
   seed?: number;
+}
+
+export type SyntheticStyle = 'class-colour' | 'random-colour';
+
+/**
+ * The named synthetic sets the train node offers. "shapes": the demo set, learnt in a minute.
+ * "hard-shapes": 3 shape classes + background at 161 px, random object colours on coloured
+ * textured backgrounds; where colour says nothing, the network has to learn shape (the set the
+ * training recipe is tuned on: bench/recipe.ts).
+ */
+export const SYNTHETIC_SETS = Object.freeze({
+  shapes: Object.freeze({ width: 97, height: 97, classes: 4, style: 'class-colour' as SyntheticStyle }),
+  'hard-shapes': Object.freeze({ width: 161, height: 161, classes: 4, minRadius: 0.12, maxRadius: 0.26, style: 'random-colour' as SyntheticStyle }),
+});
+export type SyntheticSetName = keyof typeof SYNTHETIC_SETS;
+
+/** The options of a named set (a copy), or an error naming the sets. */
+export function syntheticSet(name: string): SyntheticOptions {
+  const set = (SYNTHETIC_SETS as Record<string, SyntheticOptions>)[name];
+  if (!set) throw new Error(`unknown synthetic set "${name}": ${Object.keys(SYNTHETIC_SETS).join(' or ')}`);
+  return { ...set };
 }
 
 export interface SyntheticSample {
@@ -45,6 +72,7 @@ interface Resolved {
   minRadius: number;
   maxRadius: number;
   voidBorder: boolean;
+  style: SyntheticStyle;
   seed: number;
 }
 
@@ -57,6 +85,7 @@ export function resolveSyntheticOptions(o: SyntheticOptions = {}): Resolved {
     minRadius: o.minRadius ?? 0.14,
     maxRadius: o.maxRadius ?? 0.3,
     voidBorder: o.voidBorder ?? false,
+    style: o.style ?? 'class-colour',
     seed: o.seed ?? 1,
   };
   for (const k of ['width', 'height'] as const) {
@@ -69,6 +98,7 @@ export function resolveSyntheticOptions(o: SyntheticOptions = {}): Resolved {
   if (!(r.minRadius > 0 && r.minRadius <= r.maxRadius && r.maxRadius <= 1)) {
     throw new Error(`synthetic radii must satisfy 0 < minRadius <= maxRadius <= 1, got ${r.minRadius}..${r.maxRadius}`);
   }
+  if (r.style !== 'class-colour' && r.style !== 'random-colour') throw new Error(`synthetic style must be class-colour or random-colour, got ${r.style}`);
   if (!Number.isFinite(r.seed)) throw new Error(`synthetic seed must be a number, got ${r.seed}`);
   return r;
 }
@@ -99,22 +129,53 @@ function inside(c: number, u: number, v: number): boolean {
 
 const clamp255 = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
 
-/** Sample `index` of the data set defined by the options. */
-export function syntheticSample(index: number, opts: SyntheticOptions = {}): SyntheticSample {
-  const o = resolveSyntheticOptions(opts);
-  const { width: W, height: H } = o;
-  const rng = Rng.at(o.seed, STREAM.synthetic, index);
-  const img = new Uint8Array(W * H * 3);
-  const lab = new Uint8Array(W * H);
+type Rgb = [number, number, number];
 
+interface Grating {
+  kx: number;
+  ky: number;
+  phase: number;
+  amp: number;
+}
+
+function randomGrating(rng: Rng, minPeriod: number, maxPeriod: number, minAmp: number, maxAmp: number): Grating {
+  const angle = rng.uniform(0, Math.PI);
+  const period = rng.uniform(minPeriod, maxPeriod);
+  return { kx: (Math.cos(angle) * 2 * Math.PI) / period, ky: (Math.sin(angle) * 2 * Math.PI) / period, phase: rng.uniform(0, 2 * Math.PI), amp: rng.uniform(minAmp, maxAmp) };
+}
+
+/** The bounding box of a shape of radius r at (cx, cy), clipped to the image. */
+function box(o: Resolved, cx: number, cy: number, r: number): [number, number, number, number] {
+  return [Math.max(0, Math.floor(cx - r - 1)), Math.min(o.width - 1, Math.ceil(cx + r + 1)), Math.max(0, Math.floor(cy - r - 1)), Math.min(o.height - 1, Math.ceil(cy + r + 1))];
+}
+
+/**
+ * Calls paint(i, dx, dy) for every pixel i inside a shape of class c, radius r, centre (cx, cy),
+ * rotation th; dx, dy: the pixel's offset from the centre in units of r (image axes).
+ */
+function forEachInside(o: Resolved, c: number, cx: number, cy: number, r: number, th: number, paint: (i: number, dx: number, dy: number) => void): void {
+  const cos = Math.cos(th);
+  const sin = Math.sin(th);
+  const [x0, x1, y0, y1] = box(o, cx, cy, r);
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      const dx = (x + 0.5 - cx) / r;
+      const dy = (y + 0.5 - cy) / r;
+      // Image y grows downwards: flip v so "apex up" holds on screen.
+      const u = cos * dx + sin * dy;
+      const v = -(-sin * dx + cos * dy);
+      if (inside(c, u, v)) paint(y * o.width + x, dx, dy);
+    }
+  }
+}
+
+/** The demo style: grey textured background, each class in its own colour. */
+function paintClassColour(o: Resolved, rng: Rng, img: Uint8Array, lab: Uint8Array): void {
+  const { width: W, height: H } = o;
   // Background: a grey of random level and a faint tint, two sine gratings, pixel noise.
   const level = rng.uniform(60, 190);
   const tint = [rng.uniform(-12, 12), rng.uniform(-12, 12), rng.uniform(-12, 12)];
-  const gratings = [0, 1].map(() => {
-    const angle = rng.uniform(0, Math.PI);
-    const period = rng.uniform(5, 24);
-    return { kx: (Math.cos(angle) * 2 * Math.PI) / period, ky: (Math.sin(angle) * 2 * Math.PI) / period, phase: rng.uniform(0, 2 * Math.PI), amp: rng.uniform(8, 28) };
-  });
+  const gratings = [0, 1].map(() => randomGrating(rng, 5, 24, 8, 28));
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       let g = level;
@@ -136,32 +197,77 @@ export function syntheticSample(index: number, opts: SyntheticOptions = {}): Syn
     const cx = rng.uniform(0.1, 0.9) * W;
     const cy = rng.uniform(0.1, 0.9) * H;
     const th = rng.uniform(0, 2 * Math.PI);
-    const cos = Math.cos(th);
-    const sin = Math.sin(th);
     const base = CLASS_RGB[c];
     const shade = rng.uniform(0.8, 1.15);
     const col = base.map((v) => v * shade + rng.uniform(-18, 18));
-    const x0 = Math.max(0, Math.floor(cx - r - 1));
-    const x1 = Math.min(W - 1, Math.ceil(cx + r + 1));
-    const y0 = Math.max(0, Math.floor(cy - r - 1));
-    const y1 = Math.min(H - 1, Math.ceil(cy + r + 1));
-    for (let y = y0; y <= y1; y++) {
-      for (let x = x0; x <= x1; x++) {
-        const dx = (x + 0.5 - cx) / r;
-        const dy = (y + 0.5 - cy) / r;
-        // Image y grows downwards: flip v so "apex up" holds on screen.
-        const u = cos * dx + sin * dy;
-        const v = -(-sin * dx + cos * dy);
-        if (!inside(c, u, v)) continue;
-        const i = y * W + x;
-        const n = rng.uniform(-12, 12);
-        lab[i] = c;
-        img[3 * i] = clamp255(col[0] + n);
-        img[3 * i + 1] = clamp255(col[1] + n);
-        img[3 * i + 2] = clamp255(col[2] + n);
+    forEachInside(o, c, cx, cy, r, th, (i) => {
+      const n = rng.uniform(-12, 12);
+      lab[i] = c;
+      img[3 * i] = clamp255(col[0] + n);
+      img[3 * i + 1] = clamp255(col[1] + n);
+      img[3 * i + 2] = clamp255(col[2] + n);
+    });
+  }
+}
+
+const randomRgb = (rng: Rng, lo: number, hi: number): Rgb => [rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(lo, hi)];
+
+/**
+ * The shape-only style: a background of random colour with two coloured gratings and noise;
+ * objects of random colour (kept at a visible distance from the background's mean colour) with a
+ * linear shading across them and noise, so neither colour nor flat interiors give the class away.
+ */
+function paintRandomColour(o: Resolved, rng: Rng, img: Uint8Array, lab: Uint8Array): void {
+  const { width: W, height: H } = o;
+  const bg = randomRgb(rng, 50, 205);
+  const gratings = [0, 1].map(() => ({ g: randomGrating(rng, 4, 30, 0.4, 1), rgb: randomRgb(rng, -30, 30) }));
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const p = (y * W + x) * 3;
+      const n = rng.uniform(-16, 16);
+      for (let k = 0; k < 3; k++) {
+        let v = bg[k] + n;
+        for (const t of gratings) v += t.g.amp * t.rgb[k] * Math.sin(t.g.kx * x + t.g.ky * y + t.g.phase);
+        img[p + k] = clamp255(v);
       }
     }
   }
+
+  const count = 1 + rng.int(o.maxShapes);
+  const side = Math.min(W, H);
+  for (let s = 0; s < count; s++) {
+    const c = 1 + rng.int(o.classes - 1);
+    const r = rng.uniform(o.minRadius, o.maxRadius) * side;
+    const cx = rng.uniform(0.1, 0.9) * W;
+    const cy = rng.uniform(0.1, 0.9) * H;
+    const th = rng.uniform(0, 2 * Math.PI);
+    // Any colour, but not one that melts into the background (a few tries, then the farthest).
+    let col = randomRgb(rng, 0, 255);
+    for (let tries = 0; tries < 6 && Math.hypot(col[0] - bg[0], col[1] - bg[1], col[2] - bg[2]) < 90; tries++) col = randomRgb(rng, 0, 255);
+    const shadeAngle = rng.uniform(0, 2 * Math.PI);
+    const shade = rng.uniform(0, 40);
+    const sx = Math.cos(shadeAngle) * shade;
+    const sy = Math.sin(shadeAngle) * shade;
+    forEachInside(o, c, cx, cy, r, th, (i, dx, dy) => {
+      const n = rng.uniform(-12, 12) + sx * dx + sy * dy;
+      lab[i] = c;
+      img[3 * i] = clamp255(col[0] + n);
+      img[3 * i + 1] = clamp255(col[1] + n);
+      img[3 * i + 2] = clamp255(col[2] + n);
+    });
+  }
+}
+
+/** Sample `index` of the data set defined by the options. */
+export function syntheticSample(index: number, opts: SyntheticOptions = {}): SyntheticSample {
+  const o = resolveSyntheticOptions(opts);
+  const { width: W, height: H } = o;
+  const rng = Rng.at(o.seed, STREAM.synthetic, index);
+  const img = new Uint8Array(W * H * 3);
+  const lab = new Uint8Array(W * H);
+
+  if (o.style === 'random-colour') paintRandomColour(o, rng, img, lab);
+  else paintClassColour(o, rng, img, lab);
 
   if (o.voidBorder) {
     const src = lab.slice();

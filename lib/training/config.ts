@@ -33,6 +33,8 @@ export const RECIPE = Object.freeze({
   evalEvery: 1000, checkpointEvery: 1000, keep: 3, progressEvery: 10,
 });
 
+export type OptimizerName = 'sgd' | 'adam';
+
 /** Where the loss is computed: on labels downsampled to the logits (v1/v2) or logits upsampled to the labels (v3/v3+). */
 export type LossAt = 'auto' | 'logits' | 'labels';
 
@@ -44,6 +46,8 @@ export interface TrainConfig {
    * classes, a head missing from an ImageNet backbone) keeps its initialisation.
    */
   init?: WeightsSource;
+  /** Said after an error reading `init`: how to train without those weights (they were a default, not a choice). */
+  initHint?: string;
   train: DataSpec;
   /** Validation data for mIoU every evalEvery iterations and for the CRF search. */
   val?: DataSpec;
@@ -58,9 +62,14 @@ export interface TrainConfig {
   iterSize: number;
   maxIter: number;
 
+  /** 'sgd': SGD with momentum, as the published recipes; 'adam': Adam with decoupled weight decay (small data on a CPU). */
+  optimizer: OptimizerName;
   lr: number;
   /** Poly schedule lr * (1 - iter/maxIter)^lrPower. */
   lrPower: number;
+  /** Linear warm-up of the learning rate over the first iterations (0: none). */
+  warmupIter: number;
+  /** SGD's momentum (Adam's beta1 is 0.9). */
   momentum: number;
   weightDecay: number;
   /** Learning-rate multipliers: backbone.* and head.* / aux.* parameters. */
@@ -74,6 +83,11 @@ export interface TrainConfig {
   bnDecay: boolean;
   /** Frozen BN: running statistics used and kept, scale and shift not trained (DeepLab fine-tuning). */
   freezeBN: boolean;
+  /**
+   * Loss weights per class: 'none' (every pixel counts once), 'sqrt-inverse' (1/sqrt of each
+   * class's pixel frequency in up to 64 training images: rare classes count more), or the weights.
+   */
+  classWeights: 'none' | 'sqrt-inverse' | number[];
   /** DeepLab v2 multi-scale training: loss over scales 1, 0.75, 0.5 and their max fusion. */
   msc: boolean;
   lossAt: LossAt;
@@ -138,6 +152,7 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
   const out: TrainConfig = {
     model,
     init: c.init,
+    initHint: c.initHint,
     train: c.train,
     val: c.val,
     cropSize: c.cropSize ?? RECIPE.crop,
@@ -147,8 +162,10 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
     batchSize: c.batchSize ?? RECIPE.batchSize,
     iterSize: c.iterSize ?? RECIPE.iterSize,
     maxIter: c.maxIter ?? RECIPE.maxIter,
+    optimizer: c.optimizer ?? 'sgd',
     lr: c.lr ?? RECIPE.lr,
     lrPower: c.lrPower ?? RECIPE.lrPower,
+    warmupIter: c.warmupIter ?? 0,
     momentum: c.momentum ?? RECIPE.momentum,
     weightDecay: c.weightDecay ?? RECIPE.weightDecay,
     backboneLrMult: c.backboneLrMult ?? RECIPE.backboneLrMult,
@@ -157,6 +174,7 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
     biasDecay: c.biasDecay ?? false,
     bnDecay: c.bnDecay ?? false,
     freezeBN: c.freezeBN ?? false,
+    classWeights: c.classWeights ?? 'none',
     msc: c.msc ?? model.spec.variant === 'v2',
     lossAt: c.lossAt ?? 'auto',
     auxWeight: c.auxWeight ?? 0.5,
@@ -177,7 +195,7 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
   checkData(out.val, 'validation data');
   const ints: [keyof TrainConfig, number][] = [
     ['cropSize', 8], ['batchSize', 1], ['iterSize', 1], ['maxIter', 1], ['checkpointEvery', 0], ['keep', 1],
-    ['evalEvery', 0], ['evalLimit', 0], ['progressEvery', 1], ['prefetch', 1],
+    ['evalEvery', 0], ['evalLimit', 0], ['progressEvery', 1], ['prefetch', 1], ['warmupIter', 0],
   ];
   for (const [k, min] of ints) {
     const v = out[k];
@@ -190,6 +208,11 @@ export function normalizeTrainConfig(c: TrainConfigInput): TrainConfig {
   check(isNum(out.scaleMin) && isNum(out.scaleMax) && out.scaleMin > 0 && out.scaleMin <= out.scaleMax && out.scaleMax <= 8,
     `scale range must satisfy 0 < scaleMin <= scaleMax <= 8, got ${out.scaleMin}..${out.scaleMax}`);
   check(isNum(out.seed), `seed must be a number, got ${out.seed}`);
+  check(out.optimizer === 'sgd' || out.optimizer === 'adam', `optimizer must be sgd or adam, got ${JSON.stringify(out.optimizer)}`);
+  const cw = out.classWeights;
+  if (Array.isArray(cw)) {
+    check(cw.length === model.spec.classes && cw.every((v) => isNum(v) && v >= 0), `classWeights must be ${model.spec.classes} numbers >= 0, got ${JSON.stringify(cw)}`);
+  } else check(cw === 'none' || cw === 'sqrt-inverse', `classWeights must be none, sqrt-inverse or a list of numbers, got ${JSON.stringify(cw)}`);
   check(['auto', 'logits', 'labels'].includes(out.lossAt), `lossAt must be auto, logits or labels, got ${out.lossAt}`);
   check(['voc', 'present'].includes(out.evalRule), `evalRule must be voc or present, got ${out.evalRule}`);
   return out;

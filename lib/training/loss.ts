@@ -12,18 +12,38 @@ import { upsample } from '../models/layers';
 
 export const IGNORE = 255;
 
-/** Mean cross entropy of logits [N, h, w, C] against int32 labels [N, h, w]; ignored pixels excluded. */
-export function crossEntropy(logits: tf.Tensor4D, labels: tf.Tensor3D, ignore = IGNORE): tf.Scalar {
+/**
+ * Mean cross entropy of logits [N, h, w, C] against int32 labels [N, h, w]; ignored pixels excluded.
+ * With class weights, each pixel counts with its class's weight and the mean is over the weights
+ * (PyTorch's CrossEntropyLoss(weight=...)).
+ */
+export function crossEntropy(logits: tf.Tensor4D, labels: tf.Tensor3D, ignore = IGNORE, classWeights?: ArrayLike<number>): tf.Scalar {
   return tf.tidy(() => {
     const C = logits.shape[3];
     const valid = tf.notEqual(labels, ignore);
     const safe = tf.where(valid, labels, tf.zerosLike(labels));
     const oneHot = tf.oneHot(tf.reshape(safe, [-1]), C).reshape(logits.shape) as tf.Tensor4D;
     const nll = tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), -1));
-    const w = tf.cast(valid, 'float32');
+    const validF = tf.cast(valid, 'float32');
+    const w = classWeights ? tf.mul(validF, tf.gather(tf.tensor1d(Array.from(classWeights), 'float32'), safe)) : validF;
     // An all-void batch contributes zero loss (and zero gradient), not NaN.
     return tf.div(tf.sum(tf.mul(nll, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
   });
+}
+
+/**
+ * Class weights that lift rare classes: 1 / sqrt(frequency), scaled so that the pixels counted
+ * have a mean weight of 1 (the loss keeps its scale). Classes never seen get the largest weight
+ * of those seen. `counts[c]`: pixels of class c.
+ */
+export function sqrtInverseFrequencyWeights(counts: ArrayLike<number>): number[] {
+  const total = Array.from(counts).reduce((a, b) => a + b, 0);
+  if (total === 0) return Array.from(counts, () => 1);
+  const raw = Array.from(counts, (n) => (n > 0 ? 1 / Math.sqrt(n / total) : 0));
+  const maxSeen = Math.max(...raw);
+  const w = raw.map((r) => (r > 0 ? r : maxSeen));
+  const mean = Array.from(counts).reduce((a, n, c) => a + n * w[c], 0) / total;
+  return w.map((v) => v / mean);
 }
 
 /** Source index of output cell i when n cells span the same extent as N pixels, corners aligned. */
@@ -60,6 +80,8 @@ export interface LossGeometry {
   at: 'logits' | 'labels';
   /** Corner-aligned bilinear upsampling or half-pixel centres: lib/inference/plan alignsCorners. */
   alignCorners: boolean;
+  /** Per-class loss weights (none: every pixel counts once). */
+  classWeights?: ArrayLike<number>;
 }
 
 /** Cross entropy of logits against a label batch under a geometry. */
@@ -68,10 +90,10 @@ export function segmentationLoss(logits: tf.Tensor4D, labels: LabelBatch, g: Los
     const [n, h, w] = logits.shape;
     if (g.at === 'labels') {
       const small = resizeLabelsNearest(labels.data, n, labels.height, labels.width, h, w);
-      return crossEntropy(logits, tf.tensor3d(small, [n, h, w], 'int32'));
+      return crossEntropy(logits, tf.tensor3d(small, [n, h, w], 'int32'), IGNORE, g.classWeights);
     }
     const up = upsample(logits, labels.height, labels.width, g.alignCorners);
-    return crossEntropy(up, tf.tensor3d(labels.data, [n, labels.height, labels.width], 'int32'));
+    return crossEntropy(up, tf.tensor3d(labels.data, [n, labels.height, labels.width], 'int32'), IGNORE, g.classWeights);
   });
 }
 

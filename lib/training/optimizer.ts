@@ -1,5 +1,6 @@
 /**
- * SGD with momentum and weight decay over parameter groups, with the poly schedule.
+ * SGD with momentum (the published recipes) or Adam (the small-data CPU recipe) over parameter
+ * groups, with the poly schedule and an optional linear warm-up.
  *
  * Update (PyTorch's SGD, as kazuto1011's deeplab-pytorch uses it), per parameter w with
  * learning-rate multiplier m and weight-decay multiplier d:
@@ -13,10 +14,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { TrainConfig } from './config';
 
-/** Poly learning rate: base * (1 - iter / maxIter)^power. */
-export function polyLr(base: number, iter: number, maxIter: number, power: number): number {
+/**
+ * Poly learning rate: base * (1 - iter / maxIter)^power, times a linear warm-up
+ * (iter + 1) / warmupIter over the first warmupIter iterations (none when 0).
+ */
+export function polyLr(base: number, iter: number, maxIter: number, power: number, warmupIter = 0): number {
   const f = Math.max(0, 1 - iter / maxIter);
-  return base * Math.pow(f, power);
+  const warm = iter < warmupIter ? (iter + 1) / warmupIter : 1;
+  return base * Math.pow(f, power) * warm;
 }
 
 export type GroupName = 'backbone' | 'backbone-bias' | 'backbone-bn' | 'head' | 'head-bias' | 'head-bn';
@@ -51,7 +56,116 @@ export interface OptimizerState {
   data: Float32Array;
 }
 
-export class SgdMomentum {
+/** What the trainer needs of an optimiser. */
+export interface Optimizer {
+  /** One update with these gradients (by parameter name) at learning rate lr; `step` counts from 1. */
+  apply(grads: Map<string, tf.Tensor>, lr: number, step: number): void;
+  exportState(): Promise<OptimizerState>;
+  importState(s: OptimizerState): void;
+  dispose(): void;
+}
+
+/** Per-parameter float32 buffers, saved in checkpoints by name (with a suffix per kind of buffer). */
+class Buffers {
+  private readonly map = new Map<string, tf.Variable>();
+
+  constructor(readonly params: OptimParam[], readonly suffixes: string[]) {
+    for (const p of params) {
+      for (const s of suffixes) this.map.set(p.name + s, tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false)));
+    }
+  }
+
+  get(name: string): tf.Variable {
+    return this.map.get(name)!;
+  }
+
+  async exportState(): Promise<OptimizerState> {
+    const entries: OptimizerState['entries'] = [];
+    let total = 0;
+    for (const p of this.params) {
+      for (const s of this.suffixes) {
+        entries.push({ name: p.name + s, shape: p.variable.shape, offset: total });
+        total += p.variable.size;
+      }
+    }
+    const data = new Float32Array(total);
+    for (const e of entries) data.set((await this.map.get(e.name)!.data()) as Float32Array, e.offset);
+    return { entries, data };
+  }
+
+  /** Restores buffers by name; a buffer absent from the state stays zero. */
+  importState(s: OptimizerState): void {
+    const byName = new Map(s.entries.map((e) => [e.name, e]));
+    for (const p of this.params) {
+      for (const suffix of this.suffixes) {
+        const name = p.name + suffix;
+        const e = byName.get(name);
+        if (!e) continue;
+        if (e.shape.join('x') !== p.variable.shape.join('x')) {
+          throw new Error(`optimizer state of ${name} has shape [${e.shape}], the parameter [${p.variable.shape}]`);
+        }
+        const n = p.variable.size;
+        if (e.offset + n > s.data.length) throw new Error(`optimizer state is truncated at ${name}`);
+        tf.tidy(() => this.map.get(name)!.assign(tf.tensor(s.data.subarray(e.offset, e.offset + n), p.variable.shape, 'float32')));
+      }
+    }
+  }
+
+  dispose(): void {
+    for (const b of this.map.values()) b.dispose();
+    this.map.clear();
+  }
+}
+
+/**
+ * Adam (Kingma & Ba) with bias correction and decoupled weight decay (AdamW: w <- w - lr * m * wd * d * w),
+ * which, unlike an L2 term in the gradient, is not rescaled away by the second moment. Buffers:
+ * first moments under the parameter's name, second moments under name + "#v"; the step count is
+ * the iteration, which a checkpoint restores.
+ */
+export class Adam implements Optimizer {
+  private readonly buffers: Buffers;
+
+  constructor(readonly params: OptimParam[], readonly weightDecay: number, readonly beta1 = 0.9, readonly beta2 = 0.999, readonly epsilon = 1e-8) {
+    this.buffers = new Buffers(params, ['', '#v']);
+  }
+
+  apply(grads: Map<string, tf.Tensor>, lr: number, step: number): void {
+    const c1 = 1 - Math.pow(this.beta1, step);
+    const c2 = 1 - Math.pow(this.beta2, step);
+    for (const p of this.params) {
+      const g = grads.get(p.name);
+      if (!g) continue;
+      const m = this.buffers.get(p.name);
+      const v = this.buffers.get(p.name + '#v');
+      tf.tidy(() => {
+        const mNext = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
+        const vNext = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        m.assign(mNext);
+        v.assign(vNext);
+        const rate = lr * p.lrMult;
+        let update = tf.div(tf.mul(mNext, rate / c1), tf.add(tf.sqrt(tf.div(vNext, c2)), this.epsilon));
+        const wd = this.weightDecay * p.decayMult;
+        if (wd > 0) update = tf.add(update, tf.mul(p.variable, rate * wd));
+        p.variable.assign(tf.sub(p.variable, update));
+      });
+    }
+  }
+
+  exportState(): Promise<OptimizerState> {
+    return this.buffers.exportState();
+  }
+
+  importState(s: OptimizerState): void {
+    this.buffers.importState(s);
+  }
+
+  dispose(): void {
+    this.buffers.dispose();
+  }
+}
+
+export class SgdMomentum implements Optimizer {
   private readonly buffers = new Map<string, tf.Variable>();
 
   constructor(readonly params: OptimParam[], readonly momentum: number, readonly weightDecay: number) {

@@ -18,8 +18,8 @@ import {
 import { DataSpec, lossAtFor, TrainConfig } from './config';
 import { Batch, BatchLoader, BatchRecipe, InlineLoader, openSource, SampleSource } from './data';
 import { evaluate } from './evaluate';
-import { LabelBatch, LossGeometry, mscLoss, segmentationLoss } from './loss';
-import { OptimParam, paramRule, polyLr, SgdMomentum } from './optimizer';
+import { LabelBatch, LossGeometry, mscLoss, segmentationLoss, sqrtInverseFrequencyWeights } from './loss';
+import { Adam, Optimizer, OptimParam, paramRule, polyLr, SgdMomentum } from './optimizer';
 import { WorkerLoader } from './worker-loader';
 
 export interface StepResult {
@@ -90,10 +90,22 @@ function storableConfig(c: TrainConfig): TrainConfig {
   return { ...c, train: strip(c.train)!, val: strip(c.val) };
 }
 
+/** Pixels per class in up to `limit` images spread over the training set (void and out-of-range labels skipped). */
+async function classCounts(spec: DataSpec, classes: number, limit = 64): Promise<number[]> {
+  const source = await openSource(spec);
+  const counts = new Array<number>(classes).fill(0);
+  const n = Math.min(limit, source.count);
+  for (let k = 0; k < n; k++) {
+    const { label } = await source.get(Math.floor((k * source.count) / n));
+    for (const v of label.data) if (v < classes) counts[v]++;
+  }
+  return counts;
+}
+
 export class Trainer {
   iteration = 0;
   readonly model: DeepLab;
-  private readonly optimizer: SgdMomentum;
+  private readonly optimizer: Optimizer;
   private readonly params: OptimParam[];
   private readonly byVarName = new Map<string, string>();
   private loader?: BatchLoader;
@@ -103,7 +115,7 @@ export class Trainer {
   private readonly evals: EvalRecord[] = [];
   private best?: EvalRecord;
   private readonly recent: number[] = [];
-  private readonly geometry: LossGeometry;
+  private geometry: LossGeometry;
   /** Where this run resumed from, if it did. */
   resumedFrom?: string;
   /** Notes for the user (skipped weights, config changes across a resume). */
@@ -123,8 +135,11 @@ export class Trainer {
       this.params.push({ name, variable, lrMult: rule.lrMult, decayMult: rule.decayMult });
       this.byVarName.set(variable.name, name);
     }
-    this.optimizer = new SgdMomentum(this.params, c.momentum, c.weightDecay);
-    this.geometry = { at: lossAtFor(model.spec, c.lossAt), alignCorners: alignsCorners(model.spec) };
+    this.optimizer = c.optimizer === 'adam' ? new Adam(this.params, c.weightDecay) : new SgdMomentum(this.params, c.momentum, c.weightDecay);
+    this.geometry = {
+      at: lossAtFor(model.spec, c.lossAt), alignCorners: alignsCorners(model.spec),
+      classWeights: Array.isArray(c.classWeights) ? c.classWeights : undefined,
+    };
   }
 
   static async create(config: TrainConfig, o: CreateOptions = {}): Promise<Trainer> {
@@ -148,7 +163,10 @@ export class Trainer {
       trainer = new Trainer(config, model, o.hooks ?? {});
       if (ckpt) trainer.restore(ckpt);
       else {
-        const init = o.initialWeights ?? await readWeights(config.init ?? config.model.weights);
+        const init = o.initialWeights ?? await readWeights(config.init ?? config.model.weights).catch((err: Error) => {
+          if (config.initHint) err.message = `${err.message}; ${config.initHint}`;
+          throw err;
+        });
         if (init) {
           const { loaded, skipped } = assignWeights(model, init, { partial: true });
           if (loaded === 0) throw new Error('the initial weights share no parameter (name and shape) with this network');
@@ -156,6 +174,11 @@ export class Trainer {
         }
       }
       if (config.val) trainer.valSource = await openSource(config.val);
+      if (config.classWeights === 'sqrt-inverse') {
+        const weights = sqrtInverseFrequencyWeights(await classCounts(config.train, config.model.spec.classes));
+        trainer.geometry = { ...trainer.geometry, classWeights: weights };
+        trainer.notes.push(`class weights (1/sqrt of frequency): ${weights.map((w) => w.toFixed(2)).join(', ')}`);
+      }
       return trainer;
     } catch (err) {
       trainer?.dispose();
@@ -178,7 +201,7 @@ export class Trainer {
       this.notes.push(`the checkpoint is at iteration ${s.iteration} and the run has ${this.config.maxIter}: nothing left to train (raise the iterations, or restart)`);
     }
     const old = s.config;
-    const changed = (['seed', 'batchSize', 'iterSize', 'cropSize', 'scaleMin', 'scaleMax', 'mirror'] as const).filter((k) => old && old[k] !== this.config[k]);
+    const changed = (['seed', 'optimizer', 'batchSize', 'iterSize', 'cropSize', 'scaleMin', 'scaleMax', 'mirror'] as const).filter((k) => old && old[k] !== this.config[k]);
     if (changed.length) this.notes.push(`resumed with changed ${changed.join(', ')}: the run continues, but not as an uninterrupted run would have`);
   }
 
@@ -238,7 +261,7 @@ export class Trainer {
     const c = this.config;
     const loader = await this.ensureLoader();
     const t0 = performance.now();
-    const lr = polyLr(c.lr, this.iteration, c.maxIter, c.lrPower);
+    const lr = polyLr(c.lr, this.iteration, c.maxIter, c.lrPower, c.warmupIter);
     const vars = this.params.map((p) => p.variable);
     const acc = new Map<string, tf.Tensor>();
     let lossSum = 0;
@@ -296,7 +319,7 @@ export class Trainer {
         throw new Error(`the loss became ${loss} at iteration ${this.iteration + 1}: lower the learning rate (now ${lr.toExponential(3)})`);
       }
       this.onPhase?.('optimizer');
-      this.optimizer.apply(acc, lr);
+      this.optimizer.apply(acc, lr, this.iteration + 1);
       this.onPhase?.('idle');
       this.iteration++;
       this.lastLoss = loss;

@@ -24,6 +24,16 @@ export const FIELD_CASES: Record<string, FieldCase[]> = {
     { field: 'scaleMax', given: { scaleMin: '1.5' }, invalid: ['1', '9'], valid: ['2', ''] },
     { field: 'synClasses', given: { source: 'synthetic' }, invalid: ['1', '9'], valid: ['', '4'] },
     { field: 'dir', given: { source: 'folder' }, invalid: [''], valid: ['VOCdevkit/VOC2012'] },
+    { field: 'synSize', given: { source: 'synthetic' }, invalid: ['4', '5000', '96.5'], valid: ['', '161'] },
+    { field: 'lrPower', invalid: ['-1', 'steep'], valid: ['', '0.9'] },
+    { field: 'warmupIter', invalid: ['-1', '2.5'], valid: ['', '0', '10'] },
+    { field: 'headLrMult', invalid: ['-10'], valid: ['', '1'] },
+    // Selects: only their options can be chosen in a dialog (SELECT_INVALID has values a hand-written flow may hold).
+    { field: 'preset', invalid: [], valid: ['auto', 'small-data', 'v2', 'v3plus'] },
+    { field: 'synSet', given: { source: 'synthetic' }, invalid: [], valid: ['hard-shapes', 'shapes'] },
+    { field: 'optimizer', invalid: [], valid: ['adam', 'sgd', 'auto'] },
+    { field: 'classWeights', invalid: [], valid: ['sqrt-inverse', 'none', 'auto'] },
+    { field: 'initFrom', invalid: [], valid: ['scratch', 'model'] },
   ],
   'seg-render': [
     { field: 'opacity', given: { mode: 'overlay' }, invalid: ['7', '-0.1', ''], valid: ['0', '0.5', '1'] },
@@ -62,4 +72,18 @@ export const FIELD_CASES: Record<string, FieldCase[]> = {
     { field: 'width', given: { weightsSource: 'random' }, invalid: ['0', '5'], valid: ['0.25', '1'] },
     { field: 'customClasses', given: { weightsSource: 'random', classPreset: 'custom' }, invalid: ['', '  '], valid: ['background, cat'] },
   ],
+};
+
+/**
+ * Select values no dialog offers but a flow written by hand may hold: the validator and the
+ * runtime must both refuse them (test/nodes/editor-validators.test.ts; no browser can choose them).
+ */
+export const SELECT_INVALID: Record<string, Record<string, string[]>> = {
+  'deeplab-train': {
+    preset: ['fast', 'v3'],
+    synSet: ['easy'],
+    optimizer: ['rmsprop'],
+    classWeights: ['inverse'],
+    initFrom: ['imagenet'],
+  },
 };

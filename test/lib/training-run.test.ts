@@ -124,6 +124,10 @@ describe('lib/training: training runs', () => {
     await straightVersusResumed({ variant: 'v3', layout: 'torchvision', aux: true, backbone: 'resnet50' }, {}, 2);
   });
 
+  it('2N iterations straight equal N + resume + N: Adam (both moments and the step count), warm-up, class weights', async () => {
+    await straightVersusResumed({ variant: 'v3', layout: 'torchvision', aux: true, backbone: 'resnet50' }, { optimizer: 'adam', lr: 0.003, warmupIter: 3, classWeights: 'sqrt-inverse' }, 2);
+  });
+
   it('2N iterations straight equal N + resume + N: v2 with multi-scale (MSC) training, data thread', async () => {
     await straightVersusResumed({ variant: 'v2', backbone: 'resnet50' }, { msc: true, dataWorker: true, iterSize: 1 }, 1);
   });

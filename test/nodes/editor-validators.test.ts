@@ -10,7 +10,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vm from 'vm';
-import { FIELD_CASES } from '../helpers/editor-cases';
+import { FIELD_CASES, SELECT_INVALID } from '../helpers/editor-cases';
 import { helper } from '../helpers/red';
 import { modelConfigFromProps } from '../../nodes/deeplab-model/model-props';
 import { shortenMiddle, STATUS_MAX } from '../../nodes/_shared/node-kit';
@@ -129,6 +129,22 @@ describe('editor validators', function () {
           if (bad && value.trim() === '') continue;
           if (!bad && type === 'deeplab-infer') continue;
           if ((await runtimeRefuses(type, props)) !== bad) problems.push(`${what}: the runtime ${bad ? 'accepts' : 'refuses'} it`);
+        }
+      }
+      assert.deepEqual(problems, []);
+    });
+  }
+
+  for (const [type, fields] of Object.entries(SELECT_INVALID)) {
+    it(`${type}: selects refuse values that are not among their options, as the runtime does`, async () => {
+      const def = defs[type];
+      const problems: string[] = [];
+      for (const [field, values] of Object.entries(fields)) {
+        for (const value of values) {
+          const what = `${type}.${field} = ${JSON.stringify(value)}`;
+          const verdict = def.defaults[field].validate?.call(editorNode(def, { [field]: value }), value, {});
+          if (typeof verdict !== 'string' || verdict.length < 10) problems.push(`${what}: the editor gives no message (${JSON.stringify(verdict)})`);
+          if (!(await runtimeRefuses(type, { [field]: value }))) problems.push(`${what}: the runtime accepts it`);
         }
       }
       assert.deepEqual(problems, []);
