@@ -65,7 +65,6 @@ export const FIELD_CASES: Record<string, FieldCase[]> = {
   ],
   'deeplab-result': [
     { field: 'topicPrefix', invalid: ['results/+', '#', 'results/'], valid: ['', 'deeplab/results'] },
-    { field: 'picture', invalid: [], valid: ['', 'picture'] },
   ],
   'msc-fusion': [{ field: 'memoryBudget', invalid: ['-1'], valid: ['', '100'] }],
   'deeplab-model': [
