@@ -51,6 +51,18 @@ export function checkCameraId(camera: string): string {
   return camera;
 }
 
+/**
+ * A topic prefix from a node's config: levels without wildcards or control characters, no empty
+ * level (so no leading, trailing or doubled '/'), at most 200 characters. Blank: the default.
+ */
+export function checkTopicPrefix(prefix: string): string {
+  const levels = prefix.split('/');
+  if (prefix.length > 200 || levels.some((l) => !l || badLevel(l))) {
+    throw new Error(`topic prefix must be topic levels separated by '/', without '+', '#', empty levels or control characters, got ${JSON.stringify(prefix)}`);
+  }
+  return prefix;
+}
+
 export function frameTopic(camera: string, prefix = FRAMES_TOPIC): string {
   return `${prefix}/${checkCameraId(camera)}`;
 }

@@ -13,7 +13,7 @@ import { ContractError, describeValue, isRawImage, expectRawImage } from '../../
 import { encodeImage } from '../../lib/data/image';
 import { ackKey, AckGate } from '../../lib/transport/ack-gate';
 import {
-  cameraOf, decodeFrame, FrameMeta, FRAMES_TOPIC, frameTopic, frameUserProperties, readFrameMeta, UserProperties,
+  cameraOf, checkCameraId, checkTopicPrefix, decodeFrame, FrameMeta, FRAMES_TOPIC, frameTopic, frameUserProperties, readFrameMeta, UserProperties,
 } from '../../lib/transport/envelope';
 import { Msg, onInput, Send, readConfig, requireConfig, setStatus } from '../_shared/node-kit';
 import { intProp, numberProp, stringProp } from '../_shared/props';
@@ -37,12 +37,13 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     const cfg = readConfig(node, () => ({
       mode: stringProp(def.mode, 'decode', ['decode', 'encode'] as const),
-      camera: (def.camera ?? '').trim(),
-      topicPrefix: (def.topicPrefix ?? '').trim() || FRAMES_TOPIC,
-      quality: intProp(def.quality, 85, 'JPEG quality'),
-      maxPixels: Math.round(numberProp(def.maxMegapixels, 40, 'max megapixels') * 1e6),
+      // Ranges: keep in step with nodes/frame/frame.html.
+      camera: (def.camera ?? '').trim() ? checkCameraId((def.camera ?? '').trim()) : '',
+      topicPrefix: (def.topicPrefix ?? '').trim() ? checkTopicPrefix((def.topicPrefix ?? '').trim()) : FRAMES_TOPIC,
+      quality: intProp(def.quality, 85, 'JPEG quality', { min: 1, max: 100 }),
+      maxPixels: Math.round(numberProp(def.maxMegapixels, 40, 'largest (megapixels)', { min: 0, minExclusive: true, max: 1000 }) * 1e6),
       broker: def.broker ? (RED.nodes.getNode(def.broker) as BrokerNodeLike | null) : undefined,
-      window: intProp(def.window, def.broker ? 4 : 0, 'window'),
+      window: intProp(def.window, def.broker ? 4 : 0, 'window', { min: 0, max: 100000 }),
     }));
     let gate: AckGate | undefined;
     if (cfg?.mode === 'decode' && def.broker) {

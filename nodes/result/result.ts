@@ -10,7 +10,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { ContractError, describeValue, expectLabelMap, isLabelMap } from '../../lib/contract';
 import { classColors, classNames, CLASS_PRESETS } from '../../lib/data/palette';
 import { encodeLabelPng } from '../../lib/data/label-png';
-import { classCounts, RESULTS_TOPIC, resultTopic, ResultSummary } from '../../lib/transport/envelope';
+import { checkTopicPrefix, classCounts, RESULTS_TOPIC, resultTopic, ResultSummary } from '../../lib/transport/envelope';
 import { modelNodeOf } from '../_shared/model-node';
 import { getProp, Msg, onInput, readConfig, requireConfig, setStatus } from '../_shared/node-kit';
 import { pathProp } from '../_shared/props';
@@ -30,7 +30,7 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     const cfg = readConfig(node, () => ({
       property: pathProp(def.property),
-      topicPrefix: (def.topicPrefix ?? '').trim() || RESULTS_TOPIC,
+      topicPrefix: (def.topicPrefix ?? '').trim() ? checkTopicPrefix((def.topicPrefix ?? '').trim()) : RESULTS_TOPIC,
       model: modelNodeOf(RED, def.model),
       picture: (def.picture ?? '').trim() ? pathProp(def.picture) : undefined,
     }));

@@ -116,9 +116,14 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       problems.push(...(await emptyFields(page, '.red-ui-tray', type)));
       problems.push(...(await truncatedSelects(page, '.red-ui-tray', type)));
       await shot(`02-dialog-${type}`);
-      // A node with a config field: open the config node's own dialog from the pencil button, add one.
-      // (the pencil is disabled while "Add new..." is selected: then the + button adds one)
-      const configButton = page.locator('.red-ui-tray [id^="node-input-btn-"][id$="-add"]');
+      // A node with a config field of this package (deeplab-model): open the config node's own dialog
+      // from the + button (the pencil is disabled while "Add new..." is selected), add one. Core config
+      // nodes (deeplab-frame's mqtt-broker) are left alone: a blank one is invalid and not ours to test.
+      const ownConfigFields = await page.evaluate(([t, own]) => {
+        const RED = (window as unknown as { RED: { nodes: { getType(t: string): { defaults: Record<string, { type?: string }> } } } }).RED;
+        return Object.entries(RED.nodes.getType(t).defaults).filter(([, d]) => d.type && own.includes(d.type)).map(([k]) => k);
+      }, [type, configTypes()] as const);
+      const configButton = page.locator(ownConfigFields.map((f) => `.red-ui-tray #node-input-btn-${f}-add`).join(', ') || '#no-config-field');
       if ((await configButton.count()) > 0) {
         await configButton.first().click();
         await page.waitForSelector('#node-config-dialog-ok', { state: 'visible' });

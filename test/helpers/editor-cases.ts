@@ -66,6 +66,16 @@ export const FIELD_CASES: Record<string, FieldCase[]> = {
     { field: 'thetaAlpha', given: { preset: 'custom' }, invalid: ['0'], valid: ['80'] },
     { field: 'w1', given: { preset: 'custom' }, invalid: ['-1'], valid: ['0', '4'] },
   ],
+  'deeplab-frame': [
+    { field: 'quality', given: { mode: 'encode' }, invalid: ['0', '101', '85.5', 'high'], valid: ['1', '85', '100'] },
+    { field: 'maxMegapixels', given: { mode: 'decode' }, invalid: ['0', '-1', '1001', 'big'], valid: ['0.5', '40', '1000'] },
+    { field: 'window', given: { mode: 'decode' }, invalid: ['-1', '2.5', '100001'], valid: ['0', '4'] },
+    { field: 'camera', given: { mode: 'encode' }, invalid: ['cam/1', 'cam+', '#', 'x'.repeat(129)], valid: ['', 'cam-1'] },
+    { field: 'topicPrefix', invalid: ['a/+/b', 'frames/#', '/frames', 'frames/', 'a//b'], valid: ['', 'deeplab/frames', 'site1/frames'] },
+  ],
+  'deeplab-result': [
+    { field: 'topicPrefix', invalid: ['results/+', '#', 'results/'], valid: ['', 'deeplab/results'] },
+  ],
   'msc-fusion': [{ field: 'memoryBudget', invalid: ['-1'], valid: ['', '100'] }],
   'deeplab-model': [
     { field: 'seed', given: { weightsSource: 'random' }, invalid: ['1.5', 'x'], valid: ['', '7'] },

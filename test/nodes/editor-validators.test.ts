@@ -20,7 +20,7 @@ const ROOT = path.resolve(__dirname, '..', '..', '..');
 
 type Validate = (this: Record<string, unknown>, v: unknown, opt?: unknown) => unknown;
 interface Def {
-  defaults: Record<string, { value: unknown; validate?: Validate }>;
+  defaults: Record<string, { value: unknown; validate?: Validate; type?: string }>;
   paletteLabel?: string;
 }
 
@@ -60,6 +60,8 @@ const NODE_FILES: Record<string, string> = {
   'seg-render': '../../nodes/seg-render/seg-render',
   'miou-eval': '../../nodes/miou-eval/miou-eval',
   'deeplab-dataset': '../../nodes/dataset/dataset',
+  'deeplab-frame': '../../nodes/frame/frame',
+  'deeplab-result': '../../nodes/result/result',
 };
 
 /** Whether the runtime refuses these properties: the props reader throws, or the deployed node turns red. */
@@ -102,8 +104,8 @@ describe('editor validators', function () {
     const problems: string[] = [];
     for (const [type, def] of Object.entries(defs)) {
       for (const [prop, d] of Object.entries(def.defaults)) {
-        // Checkboxes hold booleans and a config node reference is checked by the editor itself.
-        if (typeof d.value === 'boolean' || prop === 'model' || (type === 'deeplab-upsample' || type === 'dense-crf') && prop === 'output') continue;
+        // Checkboxes hold booleans and a config node reference (model, broker) is checked by the editor itself.
+        if (typeof d.value === 'boolean' || d.type !== undefined || (type === 'deeplab-upsample' || type === 'dense-crf') && prop === 'output') continue;
         if (!d.validate) problems.push(`${type}.${prop}: no validator`);
         else if (d.validate.call(editorNode(def, {}), undefined, {}) !== true) problems.push(`${type}.${prop}: refuses undefined`);
         else if (d.validate.call(editorNode(def, {}), d.value, {}) !== true) problems.push(`${type}.${prop}: refuses its own default ${JSON.stringify(d.value)}`);
