@@ -5,7 +5,7 @@
  * averaged, not aliased. One output row at a time: the only scratch is two rows of floats.
  */
 import { RawImage } from '../contract';
-import { sourceCoords } from './score-map';
+import { bilinearChannels } from './score-map';
 
 /** For each output index, the source indices it covers and their weights (summing to 1). */
 function coverage(n: number, m: number): { start: Int32Array; weights: Float32Array[] } {
@@ -74,30 +74,5 @@ export function areaDownscale(image: RawImage, width: number, height: number): R
  * to its largest tensors and never shrinks), not the full photo as int32 and float32.
  */
 export function bilinearRgb(image: RawImage, width: number, height: number, alignCorners: boolean): Float32Array {
-  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
-    throw new Error(`resize target must be positive integers, got ${width}x${height}`);
-  }
-  const { width: W, height: H, data: src } = image;
-  const out = new Float32Array(width * height * 3);
-  const xs = sourceCoords(W, width, alignCorners);
-  const ys = sourceCoords(H, height, alignCorners);
-  for (let y = 0; y < height; y++) {
-    const r0 = ys.i0[y] * W;
-    const r1 = ys.i1[y] * W;
-    const fy = ys.f[y];
-    for (let x = 0; x < width; x++) {
-      const fx = xs.f[x];
-      const w00 = (1 - fx) * (1 - fy);
-      const w01 = fx * (1 - fy);
-      const w10 = (1 - fx) * fy;
-      const w11 = fx * fy;
-      const p00 = (r0 + xs.i0[x]) * 3;
-      const p01 = (r0 + xs.i1[x]) * 3;
-      const p10 = (r1 + xs.i0[x]) * 3;
-      const p11 = (r1 + xs.i1[x]) * 3;
-      const o = (y * width + x) * 3;
-      for (let c = 0; c < 3; c++) out[o + c] = w00 * src[p00 + c] + w01 * src[p01 + c] + w10 * src[p10 + c] + w11 * src[p11 + c];
-    }
-  }
-  return out;
+  return bilinearChannels(image.data, image.width, image.height, 3, width, height, alignCorners);
 }

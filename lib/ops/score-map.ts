@@ -32,13 +32,17 @@ function checkResizeTarget(width: number, height: number): void {
   }
 }
 
-/** Bilinear interpolation of every class channel to width x height. */
-export function resizeScoreMap(map: ScoreMap, width: number, height: number, alignCorners: boolean): ScoreMap {
+/**
+ * Bilinear interpolation of an HWC array with C channels (W x H) to width x height, as float32:
+ * the one resampler of score maps and of pictures (see image-resize's bilinearRgb).
+ */
+export function bilinearChannels(
+  src: ArrayLike<number>, W: number, H: number, C: number, width: number, height: number, alignCorners: boolean,
+): Float32Array {
   checkResizeTarget(width, height);
-  const { classes: C, width: W, data: src } = map;
   const out = new Float32Array(width * height * C);
   const xs = sourceCoords(W, width, alignCorners);
-  const ys = sourceCoords(map.height, height, alignCorners);
+  const ys = sourceCoords(H, height, alignCorners);
   for (let y = 0; y < height; y++) {
     const r0 = ys.i0[y] * W;
     const r1 = ys.i1[y] * W;
@@ -59,6 +63,12 @@ export function resizeScoreMap(map: ScoreMap, width: number, height: number, ali
       }
     }
   }
+  return out;
+}
+
+/** Bilinear interpolation of every class channel to width x height. */
+export function resizeScoreMap(map: ScoreMap, width: number, height: number, alignCorners: boolean): ScoreMap {
+  const out = bilinearChannels(map.data, map.width, map.height, map.classes, width, height, alignCorners);
   // Stride is in input pixels per cell; resizing by a factor divides it.
   const stride = map.stride * (map.width / width);
   return { ...map, width, height, data: out, stride };
