@@ -84,29 +84,45 @@ export async function composePicture(args: ComposeArgs, pool: WorkerPool = getPo
   return pool.run('render.compose', { ...args, labels, map, image }, { transfer });
 }
 
+/**
+ * A model's tasks reach its worker in the order they were asked for. An infer copies its pixels
+ * first (in slices, yielding to the event loop), and a swap, save or release asked meanwhile must
+ * not overtake it: frames sent before a publish run on the old weights. What is serialised is the
+ * posting, not the work: each task's result still comes when the worker answers.
+ */
+const postQueues = new WeakMap<WorkerSlot, Promise<unknown>>();
+
+function postInOrder<R>(slot: WorkerSlot, post: () => Promise<{ result: Promise<R> }> | { result: Promise<R> }): Promise<R> {
+  const posted = (postQueues.get(slot) ?? Promise.resolve()).then(post);
+  postQueues.set(slot, posted.then(() => undefined, () => undefined));
+  return posted.then((p) => p.result);
+}
+
 /** The model tasks, on the worker that holds the model (the model cache's side of them). */
 export const hostedModel = {
   load(slot: WorkerSlot, key: string, config: ModelConfig): Promise<LoadResult> {
-    return slot.run('model.load', { key, config });
+    return postInOrder(slot, () => ({ result: slot.run('model.load', { key, config }) }));
   },
 
   /** Forward pass(es) of one image; its pixels are copied (the caller keeps the image for msg.image). */
-  async infer(slot: WorkerSlot, key: string, image: RawImage, options: Partial<InferOptions>): Promise<ScoreMap[]> {
-    const data = await copyBytes(image.data);
-    const args: InferArgs = { key, image: { ...image, data }, options };
-    return slot.run('model.infer', args, [data.buffer as ArrayBuffer]);
+  infer(slot: WorkerSlot, key: string, image: RawImage, options: Partial<InferOptions>): Promise<ScoreMap[]> {
+    return postInOrder(slot, async () => {
+      const data = await copyBytes(image.data);
+      const args: InferArgs = { key, image: { ...image, data }, options };
+      return { result: slot.run('model.infer', args, [data.buffer as ArrayBuffer]) };
+    });
   },
 
   release(slot: WorkerSlot, key: string): Promise<boolean> {
-    return slot.run('model.release', { key });
+    return postInOrder(slot, () => ({ result: slot.run('model.release', { key }) }));
   },
 
   swap(slot: WorkerSlot, key: string, source: SwapSource): Promise<SwapResult> {
-    return slot.run('model.swap', { key, source });
+    return postInOrder(slot, () => ({ result: slot.run('model.swap', { key, source }) }));
   },
 
   save(slot: WorkerSlot, key: string, dir: string, meta?: Record<string, unknown>): Promise<void> {
-    return slot.run('model.save', { key, dir, meta });
+    return postInOrder(slot, () => ({ result: slot.run('model.save', { key, dir, meta }) }));
   },
 };
 
