@@ -289,7 +289,7 @@ const browserEnabled = e2eEnabled && process.env.DEEPLAB_E2E_BROWSER !== '0';
       if (text.length < 300) missing.push(`${type}: ${JSON.stringify(text.slice(0, 80))} (${text.length} characters)`);
       // Node-RED's help style: the sections in order (a config node has no ports), no clipped code.
       const layout = await page.evaluate(() => {
-        const panels = Array.from(document.querySelectorAll('#red-ui-sidebar-content .red-ui-help')) as HTMLElement[];
+        const panels = Array.from(document.querySelectorAll('.red-ui-sidebar-help-stack .red-ui-help')) as HTMLElement[];
         const help = panels.sort((a, b) => b.innerText.length - a.innerText.length)[0];
         if (!help) return { sections: [] as string[], clipped: [] as string[], links: [] as string[] };
         const box = help.getBoundingClientRect();
