@@ -14,7 +14,7 @@ import { SYNTHETIC_MAX_CLASSES, syntheticClassNames, SyntheticOptions, synthetic
 import { ModelConfig, normalizeModelConfig, WeightsSource } from '../../lib/models/config';
 import { findPublished } from '../../lib/weights/catalogue';
 import { CLASS_PRESETS } from '../../lib/data/palette';
-import { DataSpec, normalizeTrainConfig, OptimizerName, TrainConfig, TrainConfigInput } from '../../lib/training/config';
+import { DataSpec, normalizeTrainConfig, TrainConfig, TrainConfigInput } from '../../lib/training/config';
 import { imagenetBackboneFor, isRealDataPreset, PresetName, PRESETS, SMALL_DATA } from '../../lib/training/presets';
 import { CrfRequest, ResumeMode } from '../../lib/training/protocol';
 
@@ -96,28 +96,11 @@ export interface SetupContext {
   model?: ModelConfig;
 }
 
-/** What blank numbers take: a preset's schedule. */
-interface Schedule {
-  cropSize?: number;
-  scaleMin: number;
-  scaleMax: number;
-  batchSize: number;
-  iterSize: number;
-  maxIter: number;
-  optimizer: OptimizerName;
-  lr: number;
-  lrPower: number;
-  warmupIter: number;
-  momentum: number;
-  weightDecay: number;
-  backboneLrMult: number;
-  headLrMult: number;
-  biasLrFactor: number;
-  classWeights: 'none' | 'sqrt-inverse';
-  evalEvery: number;
-  checkpointEvery: number;
-  progressEvery: number;
-}
+/** What blank numbers take: a preset's schedule (TrainConfig's fields; the crop defaults to the image size where absent). */
+type Schedule = Pick<TrainConfig,
+  'scaleMin' | 'scaleMax' | 'batchSize' | 'iterSize' | 'maxIter' | 'optimizer' | 'lr' | 'lrPower' | 'warmupIter' | 'momentum'
+  | 'weightDecay' | 'backboneLrMult' | 'headLrMult' | 'biasLrFactor' | 'evalEvery' | 'checkpointEvery' | 'progressEvery'>
+  & { cropSize?: number; classWeights: 'none' | 'sqrt-inverse' };
 
 /** Quick schedule for the synthetic demo set (a small network trained from scratch; the crop is the image size). */
 const DEMO: Schedule = {
