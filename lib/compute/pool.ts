@@ -86,10 +86,11 @@ export class WorkerSlot<M extends TaskTable = Tasks> {
   }
 
   /**
-   * Ends the worker. A worker with a task in flight is asked to exit between two macrotasks rather
-   * than terminated: a terminate() while ONNX Runtime is inside a run aborts the whole process
-   * (measured with onnxruntime-node 1.30), and ONNX Runtime only runs inside a task. One that does
-   * not exit within `graceMs` (a task stuck in JavaScript) is terminated.
+   * Ends the worker. A worker with tasks in flight is asked to exit rather than terminated: it
+   * finishes the task in hand, answers it and exits before the next (a terminate() while ONNX
+   * Runtime is inside a run aborts the whole process, measured with onnxruntime-node 1.30); the
+   * tasks queued behind are rejected. One that does not exit within `graceMs` (a task stuck in
+   * JavaScript) is terminated.
    */
   async terminate(graceMs = 60_000): Promise<void> {
     this.alive = false;

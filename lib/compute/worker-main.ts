@@ -33,11 +33,19 @@ const idle = new IdleCollector(idleGcDelay(), async () => {
   return collectGarbage();
 });
 let pending = 0;
+// Asked to exit while a task runs: the task in hand finishes and answers, the ones queued behind
+// it never start. A task is several macrotasks (ONNX Runtime's run sits behind a setImmediate), so
+// exiting on the message itself would cut the pass in flight; and the thread is only ever ended
+// from JavaScript between macrotasks, never terminated while ONNX Runtime is inside a run (that
+// aborts the whole process).
+let exitAsked = false;
 
 port.on('message', (req: TaskRequest | ExitRequest) => {
-  // Messages arrive between macrotasks, never while ONNX Runtime is inside a run (terminating the
-  // thread then would abort the process): exiting from here is safe at any time.
-  if ('exit' in req) process.exit(0);
+  if ('exit' in req) {
+    exitAsked = true;
+    if (pending === 0) process.exit(0);
+    return;
+  }
   pending++;
   idle.cancel();
   chain = chain.then(() => run(req)).finally(() => {
@@ -48,6 +56,7 @@ port.on('message', (req: TaskRequest | ExitRequest) => {
 async function run(req: TaskRequest): Promise<void> {
   let reply: TaskReply;
   let transfer: ArrayBuffer[] = [];
+  if (exitAsked) process.exit(0);
   try {
     await ready;
     const task = Object.prototype.hasOwnProperty.call(table, req.task) ? table[req.task] : undefined;
@@ -60,4 +69,5 @@ async function run(req: TaskRequest): Promise<void> {
     reply = { id: req.id, ok: false, error: { name: e.name, message: e.message, stack: e.stack } };
   }
   port!.postMessage(reply, transfer);
+  if (exitAsked) process.exit(0);
 }

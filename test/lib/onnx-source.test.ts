@@ -248,7 +248,8 @@ describe('lib/weights + compute: ONNX files as a weights source (parity with PyT
     await h.ready();
     const big: RawImage = { width: 321, height: 321, channels: 3, data: new Uint8Array(321 * 321 * 3).fill(90) };
     const runs = [1, 2, 3].map(() => h.infer(big, { resize: 'none' }).then(() => 'ok', (e: Error) => e.message));
-    await new Promise((r) => setTimeout(r, 100)); // the first pass is inside ONNX Runtime now
+    // Close once the first pass has reached the worker: it finishes, whatever the worker is doing.
+    while (!own.busy) await new Promise((r) => setTimeout(r, 1));
     await own.close();
     const out = await Promise.all(runs);
     assert.equal(out[0], 'ok', 'the pass in flight finished');
