@@ -1,7 +1,7 @@
 /**
- * A minimal WebAssembly binary emitter: LEB128 numbers, the instructions the CRF's SIMD kernels
+ * A minimal WebAssembly binary emitter: LEB128 numbers, the instructions our SIMD kernels
  * use, one-memory modules and a counted loop. No compiler toolchain, no binary blob: the kernels
- * (simd.ts) are written with these and assembled at run time.
+ * (the CRF's simd.ts, lattice-wasm.ts) are written with these and assembled at run time.
  */
 
 /** wasm32's largest memory: 65536 pages of 64 KiB (4 GiB). */
