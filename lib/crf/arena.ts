@@ -2,7 +2,7 @@
  * The CRF's working memory for the WebAssembly kernels: one WebAssembly.Memory per thread, kept
  * from run to run and laid out by a bump allocator.
  */
-import { MAX_PAGES } from './wasm-emitter';
+import { MAX_PAGES } from '../runtime/wasm-emitter';
 
 let arenaLimit = MAX_PAGES * 65536;
 /** Caps the bytes of one arena (tests use it to exercise the fallback); returns the previous cap. */

@@ -16,7 +16,7 @@
  *   ones) follow in the same memory.
  * Where the key does not fit (d > 7, or a key space past 2^62) the JavaScript construction runs.
  */
-import { Bytes, F64, Fn, I32, I64, MAX_PAGES, W, forLoop, moduleBytes } from './wasm-emitter';
+import { Bytes, F64, Fn, I32, I64, MAX_PAGES, W, forLoop, moduleBytes } from '../runtime/wasm-emitter';
 import type { LatticeGeometry } from './lattice';
 import type { Arena } from './arena';
 import type { RawImage } from '../contract';

@@ -10,7 +10,7 @@
  * lanes hold zeros throughout (zero prior -> zero Q -> zero messages), so they never disturb the
  * max or the sum of the softmax (messages are >= 0).
  */
-import { Bytes, F32, Fn, forLoop, I32, MAX_PAGES, moduleBytes, simd, V128, W } from './wasm-emitter';
+import { Bytes, F32, Fn, forLoop, I32, MAX_PAGES, moduleBytes, simd, V128, W } from '../runtime/wasm-emitter';
 
 // ---- kernels ----
 
