@@ -20,6 +20,7 @@ import { Bytes, F64, Fn, I32, I64, MAX_PAGES, W, forLoop, moduleBytes } from '..
 import type { LatticeGeometry } from './lattice';
 import type { Arena } from './arena';
 import type { RawImage } from '../contract';
+import { orderPacked, ranksOf, renumberRows } from './vertex-order';
 
 /** Largest d handled here (the remainder k sits in the key's low part; the CRF uses 2 and 5). */
 export const MAX_WASM_DIM = 7;
@@ -652,7 +653,8 @@ export const lastBuild = { table: '' as 'direct' | 'hashed' | '', grows: 0 };
  * addresses); the working space above them is free again afterwards. Without one, in this
  * thread's builder memory, and the result is copied out.
  */
-export function buildLatticeWasm(features: Float32Array | FeatureSource, n: number, d: number, normalise: boolean, arena?: Arena): LatticeGeometry | undefined {
+export function buildLatticeWasm(features: Float32Array | FeatureSource, n: number, d: number, normalise: boolean, arena?: Arena,
+  sorted = true): LatticeGeometry | undefined {
   if (!(Number.isInteger(d) && d >= 1 && d <= MAX_WASM_DIM) || n < 1 || typeof WebAssembly !== 'object') return undefined;
   if (!(features instanceof Float32Array) && (features.kind === 'appearance' ? d !== 5 : d !== 2)) throw new Error(`${features.kind} features have ${d === 5 ? 2 : 5} dimensions, not ${d}`);
   const d1 = d + 1;
@@ -738,6 +740,25 @@ export function buildLatticeWasm(features: Float32Array | FeatureSource, n: numb
       if (p >= n) break;
     }
     m = new Int32Array(mem.buffer, sc, 1)[0];
+  }
+
+  const words = new Uint32Array(mem.buffer, keys, 2 * m);
+  const perm = sorted ? orderPacked(words, m, d, pk.amin.map(Number), pk.stride.map(Number), Number(pk.space)) : undefined;
+  if (perm) {
+    // renumbered by position (vertex-order.ts): keys, offsets and the table follow
+    const old = words.slice();
+    for (let r = 0; r < m; r++) {
+      words[2 * r] = old[2 * perm[r]];
+      words[2 * r + 1] = old[2 * perm[r] + 1];
+    }
+    renumberRows(new Int32Array(mem.buffer, offs, nd1), ranksOf(perm));
+    if (direct) {
+      const slots = new Int32Array(mem.buffer, table, tableBytes! / 4);
+      for (let r = 0; r < m; r++) slots[words[2 * r]] = r + 1; // a direct key is below 2^30
+    } else {
+      new Uint8Array(mem.buffer, table, tableBytes!).fill(0);
+      ex.rehash(keys, m, table, shift, mask);
+    }
   }
 
   // neighbours, chains or pairs, normalisation: after the table

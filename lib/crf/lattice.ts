@@ -18,6 +18,7 @@
  */
 
 import { blurKernel, blurPairsKernel, chunks, sliceKernel, splatKernel } from './kernels';
+import { orderTuples, ranksOf, renumberRows } from './vertex-order';
 
 /** The geometry of a lattice built from n points in d dimensions. */
 export interface LatticeGeometry {
@@ -247,9 +248,10 @@ function simplexKernel(d: number): SimplexFn {
 
 /**
  * Builds the lattice for n points with d features each (features[p * d + i], already divided
- * by the kernel's standard deviation).
+ * by the kernel's standard deviation). sorted: vertices numbered by position (vertex-order.ts),
+ * else in the order the points create them.
  */
-export function buildLattice(features: Float32Array, n: number, d: number): LatticeGeometry {
+export function buildLattice(features: Float32Array, n: number, d: number, sorted = true): LatticeGeometry {
   if (!(d >= 1) || features.length < n * d) throw new Error(`lattice needs ${n}x${d} features, got ${features.length}`);
   const d1 = d + 1;
   const offsets = new Int32Array(n * d1);
@@ -257,8 +259,17 @@ export function buildLattice(features: Float32Array, n: number, d: number): Latt
 
   const bary = new Float64Array(d + 2);
   const keyBatch = new Int32Array(d * d1);
-  const table = new KeyTable(d, n);
+  let table = new KeyTable(d, n);
   let sink = simplexKernel(d)(features, n, offsets, weights, table, keyBatch, bary);
+  const perm = sorted ? orderTuples(table.keys, d, table.size) : undefined;
+  if (perm) {
+    // renumbered by position (vertex-order.ts): offsets by rank, and a table holding the keys in that order
+    const m0 = table.size;
+    renumberRows(offsets, ranksOf(perm));
+    const old = table.keys;
+    table = new KeyTable(d, m0);
+    for (let r = 0; r < m0; r++) table.findOrInsert(old, perm[r] * d);
+  }
 
   // Neighbours of every vertex along each lattice direction j: n1 = key - (1,..,1) with the j-th
   // coordinate moved +d instead (for j = d only the implied coordinate moves), n2 the mirror.
