@@ -150,14 +150,16 @@ interface ExpConsts {
   first: number;
 }
 const EXP_COEF = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
-const EXP_F32 = [Math.LOG2E, 0.693359375, -2.12194440e-4, -87, ...EXP_COEF];
+/** 1.5 * 2^23: x + ROUNDER - ROUNDER rounds x (|x| < 2^22) to an integer, ties to even, as f32x4.nearest does. */
+const ROUNDER = 12582912;
+const EXP_F32 = [Math.LOG2E, 0.693359375, -2.12194440e-4, -87, ...EXP_COEF, ROUNDER];
 /** v128 locals an ExpConsts takes. */
 const EXP_LOCALS = EXP_F32.length + 1;
 
 function expConstsInit(c: ExpConsts): Bytes {
   const out: Bytes = [];
   EXP_F32.forEach((v, i) => out.push(...W.f32(v), ...W.fsplat, ...W.set(c.first + i)));
-  out.push(...W.i32(127), ...W.isplat, ...W.set(c.first + EXP_F32.length));
+  out.push(...W.i32(127 << 23), ...W.isplat, ...W.set(c.first + EXP_F32.length));
   return out;
 }
 const cLog2e = (c: ExpConsts) => c.first;
@@ -165,22 +167,30 @@ const cLn2hi = (c: ExpConsts) => c.first + 1;
 const cLn2lo = (c: ExpConsts) => c.first + 2;
 const cFloor = (c: ExpConsts) => c.first + 3;
 const cCoef = (c: ExpConsts, i: number) => c.first + 4 + i;
+const cRounder = (c: ExpConsts) => c.first + 4 + EXP_COEF.length;
 const cBias = (c: ExpConsts) => c.first + EXP_F32.length;
 
-/** e^x for x (in local t, already >= -87) lane-wise, on the stack; uses kf. Relative error about 2e-7. */
+/**
+ * e^x for x (in local t, already >= -87) lane-wise, on the stack; uses kf. Relative error about 2e-7.
+ * k = nearest(x log2 e) by the rounder: y = x log2 e + 1.5 * 2^23 holds k in its low mantissa
+ * bits, so y's bits shifted left by 23 are k << 23, and 2^k is that plus 127 << 23 (x >= -87:
+ * k >= -126). No float-to-int conversion (a long sequence in V8's SIMD) and no rounding
+ * instruction; the same k, so the same result bit for bit as nearest + truncation.
+ */
 function expV(t: number, kf: number, c: ExpConsts): Bytes {
+  const k: Bytes = [...W.get(kf), ...W.get(cRounder(c)), ...W.vsub];
   const out: Bytes = [
-    // k = nearest(x * log2 e)
-    ...W.get(t), ...W.get(cLog2e(c)), ...W.vmul, ...W.vnearest, ...W.set(kf),
+    // kf = y = x * log2 e + rounder
+    ...W.get(t), ...W.get(cLog2e(c)), ...W.vmul, ...W.get(cRounder(c)), ...W.vadd, ...W.set(kf),
     // r = x - k * ln2_hi - k * ln2_lo
-    ...W.get(t), ...W.get(kf), ...W.get(cLn2hi(c)), ...W.vmul, ...W.vsub,
-    ...W.get(kf), ...W.get(cLn2lo(c)), ...W.vmul, ...W.vsub, ...W.set(t),
+    ...W.get(t), ...k, ...W.get(cLn2hi(c)), ...W.vmul, ...W.vsub,
+    ...k, ...W.get(cLn2lo(c)), ...W.vmul, ...W.vsub, ...W.set(t),
   ];
   // e^r ~ 1 + r + r^2/2 + ... + r^6/720 (Horner)
   out.push(...W.get(cCoef(c, 0)));
   for (let i = 1; i < EXP_COEF.length; i++) out.push(...W.get(t), ...W.vmul, ...W.get(cCoef(c, i)), ...W.vadd);
-  // * 2^k: (k + 127) << 23 as float bits
-  out.push(...W.get(kf), ...W.truncSat, ...W.get(cBias(c)), ...W.iadd, ...W.i32(23), ...W.ishl, ...W.vmul);
+  // * 2^k: (y's bits << 23) + (127 << 23) as float bits
+  out.push(...W.get(kf), ...W.i32(23), ...W.ishl, ...W.get(cBias(c)), ...W.iadd, ...W.vmul);
   return out;
 }
 
