@@ -18,7 +18,7 @@
  */
 
 import { blurKernel, blurPairsKernel, chunks, sliceKernel, splatKernel } from './kernels';
-import { orderTuples, ranksOf, renumberRows } from './vertex-order';
+import { positionOrder, ranksOf, renumberRows } from './vertex-order';
 
 /** The geometry of a lattice built from n points in d dimensions. */
 export interface LatticeGeometry {
@@ -259,23 +259,18 @@ export function buildLattice(features: Float32Array, n: number, d: number, sorte
 
   const bary = new Float64Array(d + 2);
   const keyBatch = new Int32Array(d * d1);
-  let table = new KeyTable(d, n);
+  const table = new KeyTable(d, n);
   let sink = simplexKernel(d)(features, n, offsets, weights, table, keyBatch, bary);
-  const perm = sorted ? orderTuples(table.keys, d, table.size) : undefined;
-  if (perm) {
-    // renumbered by position (vertex-order.ts): offsets by rank, and a table holding the keys in that order
-    const m0 = table.size;
-    renumberRows(offsets, ranksOf(perm));
-    const old = table.keys;
-    table = new KeyTable(d, m0);
-    for (let r = 0; r < m0; r++) table.findOrInsert(old, perm[r] * d);
-  }
 
   // Neighbours of every vertex along each lattice direction j: n1 = key - (1,..,1) with the j-th
   // coordinate moved +d instead (for j = d only the implied coordinate moves), n2 the mirror.
   // n2 of vertex k is i exactly when n1 of i is k, so one lookup fills both.
   const m = table.size;
   const keys = table.keys;
+  // renumbered by position (vertex-order.ts): the points' rows here, the neighbours as they are found
+  const perm = sorted ? positionOrder(offsets, features, n, d, m) : undefined;
+  const rank = perm ? ranksOf(perm) : Int32Array.from({ length: m }, (_, v) => v);
+  if (perm) renumberRows(offsets, rank);
   const blur = new Int32Array(d1 * m * 2);
   const nk = new Int32Array(d * d1);
   for (let i = 0; i < m; i++) {
@@ -290,8 +285,8 @@ export function buildLattice(features: Float32Array, n: number, d: number, sorte
       const found = table.find(nk, j * d, j);
       if (found >= 0) {
         const base = j * m * 2;
-        blur[base + 2 * i] = found + 1;
-        blur[base + 2 * found + 1] = i + 1;
+        blur[base + 2 * rank[i]] = rank[found] + 1;
+        blur[base + 2 * rank[found] + 1] = rank[i] + 1;
       }
     }
   }

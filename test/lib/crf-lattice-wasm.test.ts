@@ -89,7 +89,8 @@ describe('lib/crf: the lattice construction in WebAssembly', () => {
             used[b] = 1;
           } else assert.equal(rank[a], b, `${what}: row ${a} renumbered inconsistently`);
         }
-        if (d === 5) assert.ok(rank.some((r, v) => v > 0 && r !== v), `${what}: not renumbered`);
+        // the appearance lattice spans several position cells (one θα wide) where the image is wider than θα
+        if (d === 5 && W > p.thetaAlpha) assert.ok(rank.some((r, v) => v > 0 && r !== v), `${what}: not renumbered`);
         // neighbours: the same links, relabelled (as pairs: n1 and n2 of every row, every direction)
         const links = (g: LatticeGeometry): Int32Array => {
           if (g.pairs) return g.pairs;
