@@ -14,37 +14,6 @@ import { Bytes, F32, Fn, forLoop, I32, MAX_PAGES, moduleBytes, simd, V128, W } f
 
 // ---- kernels ----
 
-/** splat(n, off, w, in, inStrideB, val, vStrideB): val[row(p,k)] += w(p,k) * in[p], nv vectors. */
-function splatFn(d1: number, nv: number): Fn {
-  const [n, off, w, inp, inStride, val, vStride] = [0, 1, 2, 3, 4, 5, 6];
-  const p = 7;
-  const e = 8;
-  const q = 9;
-  const o = 10; // d1 locals
-  const wk = 10 + d1; // d1 v128 locals
-  const a = 10 + 2 * d1; // v128
-  const body: Bytes = [
-    ...W.get(p), ...W.i32(d1 * 4), ...W.mul, ...W.set(e),
-    ...W.get(inp), ...W.get(p), ...W.get(inStride), ...W.mul, ...W.add, ...W.set(q),
-  ];
-  for (let k = 0; k < d1; k++) {
-    body.push(...W.get(val), ...W.get(off), ...W.get(e), ...W.add, ...W.i32load(k * 4), ...W.get(vStride), ...W.mul, ...W.add, ...W.set(o + k));
-    body.push(...W.get(w), ...W.get(e), ...W.add, ...W.f32load(k * 4), ...W.fsplat, ...W.set(wk + k));
-  }
-  for (let c = 0; c < nv; c++) {
-    body.push(...W.get(q), ...W.vload(c * 16), ...W.set(a));
-    for (let k = 0; k < d1; k++) {
-      body.push(...W.get(o + k), ...W.get(o + k), ...W.vload(c * 16), ...W.get(wk + k), ...W.get(a), ...W.vmul, ...W.vadd, ...W.vstore(c * 16));
-    }
-  }
-  return {
-    name: `splat${d1}_${nv}`,
-    params: [I32, I32, I32, I32, I32, I32, I32],
-    locals: [[3, I32], [d1, I32], [d1, V128], [1, V128]],
-    code: forLoop(p, W.i32(0), W.get(n), body),
-  };
-}
-
 /** slice(n, off, w, val, vStrideB, out, outStrideB, scale): out[p] (+)= scale * sum_k w(p,k) val[row(p,k)]. */
 function sliceFn(d1: number, nv: number, accumulate: boolean): Fn {
   const [n, off, w, val, vStride, out, outStride, scale] = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -223,14 +192,15 @@ function softmaxRow(total: number, x: number, mx: number, tmp: number, kf: numbe
 }
 
 /**
- * One thread, all classes (nv vectors a pixel), the kernels' simplex sizes d1s in order:
- * splatAll(n, q, offs0, wts0, val0, offs1, ...): every kernel's splat in one pass over Q.
+ * One part of the classes (nv vectors a pixel), the kernels' simplex sizes d1s in order:
+ * splatAll(n, q, qStrideB, offs0, wts0, val0, offs1, ...): every kernel's splat in one pass over
+ * Q (the part's first vector at q, rows qStrideB apart: the whole row where there is one part).
  */
 function splatAllFn(d1s: number[], nv: number): Fn {
   const K = d1s.length;
-  const [n, q] = [0, 1];
-  const kp = (k: number) => 2 + 3 * k; // offs, wts, val
-  const np = 2 + 3 * K;
+  const [n, q, qStride] = [0, 1, 2];
+  const kp = (k: number) => 3 + 3 * k; // offs, wts, val
+  const np = 3 + 3 * K;
   const p = np;
   const row = np + 1;
   const e = np + 2;
@@ -239,7 +209,7 @@ function splatAllFn(d1s: number[], nv: number): Fn {
   const wk = o + maxD1; // maxD1 v128
   const a = wk + maxD1; // nv v128
   const stride = nv * 16;
-  const body: Bytes = [...W.get(q), ...W.get(p), ...W.i32(stride), ...W.mul, ...W.add, ...W.set(row)];
+  const body: Bytes = [...W.get(q), ...W.get(p), ...W.get(qStride), ...W.mul, ...W.add, ...W.set(row)];
   for (let c = 0; c < nv; c++) body.push(...W.get(row), ...W.vload(c * 16), ...W.set(a + c));
   d1s.forEach((d1, k) => {
     const [offs, wts, val] = [kp(k), kp(k) + 1, kp(k) + 2];
@@ -255,7 +225,7 @@ function splatAllFn(d1s: number[], nv: number): Fn {
     }
   });
   return {
-    name: 'splatAll',
+    name: `splatAll_${nv}`,
     params: Array(np).fill(I32),
     locals: [[3 + maxD1, I32], [maxD1 + nv, V128]],
     code: forLoop(p, W.i32(0), W.get(n), body),
@@ -430,14 +400,13 @@ function updateFn(nvs: number[]): Fn {
 // ---- modules and instances ----
 
 export interface SimdExports {
-  splat(d1: number, nv: number): (n: number, off: number, w: number, inp: number, inStrideB: number, val: number, vStrideB: number) => void;
   slice(d1: number, nv: number, accumulate: boolean): (n: number, off: number, w: number, val: number, vStrideB: number, out: number, outStrideB: number, scale: number) => void;
   blurChains(nv: number): (chains: number, start: number, end: number, val: number, strideB: number) => void;
   blurPairs(nv: number): (nb: number, base: number, m: number, src: number, dst: number, strideB: number) => void;
   update: (prior: number, q: number, msg0: number, msg1: number, p0: number, p1: number) => void;
   /** One part only (the fused single-thread path): */
-  /** (n, q, then offsets, weights, values per kernel) */
-  splatAll?: (...args: number[]) => void;
+  /** Every kernel's splat of one part of nv vectors: (n, q, qStrideB, then offsets, weights, values per kernel) */
+  splatAll(nv: number): (...args: number[]) => void;
   /** (n, prior, q, then offsets, weights, values, weight per kernel) */
   sliceUpdate?: (...args: number[]) => void;
   unaryLogits?: (src: number, n: number, C: number, prior: number, q: number, mask: number, floor: number) => void;
@@ -464,13 +433,13 @@ export function simdModule(shape: SimdShape): WebAssembly.Module {
     const fns: Fn[] = [];
     const nvSet = [...new Set(shape.nvs)];
     for (const d1 of [...new Set(shape.d1s)]) {
-      for (const nv of nvSet) fns.push(splatFn(d1, nv), sliceFn(d1, nv, false), sliceFn(d1, nv, true));
+      for (const nv of nvSet) fns.push(sliceFn(d1, nv, false), sliceFn(d1, nv, true));
     }
-    for (const nv of nvSet) fns.push(blurChainsFn(nv), blurPairsFn(nv));
+    for (const nv of nvSet) fns.push(blurChainsFn(nv), blurPairsFn(nv), splatAllFn(shape.d1s, nv));
     fns.push(updateFn(shape.nvs));
     if (shape.nvs.length === 1) {
       const nv = shape.nvs[0];
-      fns.push(splatAllFn(shape.d1s, nv), sliceUpdateFn(shape.d1s, nv), unaryFn(nv, true), unaryFn(nv, false), unpadFn(nv));
+      fns.push(sliceUpdateFn(shape.d1s, nv), unaryFn(nv, true), unaryFn(nv, false), unpadFn(nv));
     }
     mod = new WebAssembly.Module(moduleBytes(fns, 1, MAX_PAGES));
     modules.set(key, mod);
@@ -481,12 +450,11 @@ export function simdModule(shape: SimdShape): WebAssembly.Module {
 export function simdInstance(shape: SimdShape, memory: WebAssembly.Memory): SimdExports {
   const ex = new WebAssembly.Instance(simdModule(shape), { env: { mem: memory } }).exports as Record<string, never>;
   return {
-    splat: (d1, nv) => ex[`splat${d1}_${nv}`],
     slice: (d1, nv, acc) => ex[`slice${d1}_${nv}_${acc ? 'add' : 'set'}`],
     blurChains: (nv) => ex[`blurc_${nv}`],
     blurPairs: (nv) => ex[`blurp_${nv}`],
     update: ex.update,
-    splatAll: ex.splatAll,
+    splatAll: (nv) => ex[`splatAll_${nv}`],
     sliceUpdate: ex.sliceUpdate,
     unaryLogits: ex.unaryLogits,
     unaryProbs: ex.unaryProbs,
