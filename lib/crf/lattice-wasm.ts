@@ -20,7 +20,6 @@ import { Bytes, F64, Fn, I32, I64, MAX_PAGES, W, forLoop, moduleBytes } from '..
 import type { LatticeGeometry } from './lattice';
 import type { Arena } from './arena';
 import type { RawImage } from '../contract';
-import { positionOrder, ranksOf, renumberRows } from './vertex-order';
 
 /** Largest d handled here (the remainder k sits in the key's low part; the CRF uses 2 and 5). */
 export const MAX_WASM_DIM = 7;
@@ -305,18 +304,15 @@ function rehashFn(): Fn {
 }
 
 /**
- * neighbours(sc, keys, m, blur, table[, shift, mask], rank): for each vertex i and direction j,
- * its neighbour n1 (key + offset); found, blur[j][r(i)].n1 = r(n1) + 1 and blur[j][r(n1)].n2 =
- * r(i) + 1, r = the renumbering (rank[], vertex-order.ts; the identity where not renumbered).
+ * neighbours(sc, keys, m, blur, table[, shift, mask]): for each vertex i and direction j, its
+ * neighbour n1 (key + offset); found, blur[j][i].n1 = n1 + 1 and blur[j][n1].n2 = i + 1.
  */
 function neighboursFn(d: number, hashed: boolean): Fn {
   const d1 = d + 1;
   const [sc, keys, m, blur, table, shift, mask] = [0, 1, 2, 3, 4, 5, 6];
-  const params = hashed ? [I32, I32, I32, I32, I32, I64, I32, I32] : [I32, I32, I32, I32, I32, I32];
-  const rank = params.length - 1;
+  const params = hashed ? [I32, I32, I32, I32, I32, I64, I32] : [I32, I32, I32, I32, I32];
   const L = new Locals(params.length);
   const i = L.add(I32);
-  const ri = L.add(I32);
   const zero = L.add(I32);
   const found = L.add(I32);
   const a = L.add(I32);
@@ -335,7 +331,6 @@ function neighboursFn(d: number, hashed: boolean): Fn {
       ...get(sc), ...W.i64load(S_DA + 8 * j), ...set(dA[j]), ...get(sc), ...W.i64load(S_DB + 8 * j), ...set(dB[j]));
   }
   const body: Bytes = [
-    ...get(rank), ...get(i), ...W.i32(2), ...W.shl, ...W.add, ...W.i32load(0), ...set(ri),
     ...get(keys), ...get(i), ...W.i32(3), ...W.shl, ...W.add, ...W.i64load(0), ...tee(key),
     ...W.i64(BigInt(d1)), ...W.i64remU, ...W.i64eqz, ...set(zero),
   ];
@@ -344,9 +339,8 @@ function neighboursFn(d: number, hashed: boolean): Fn {
   for (let j = 0; j <= d; j++) {
     body.push(...lookup(t, nk[j], found, a, sk, h, null));
     body.push(...get(found), ...W.i32(0), ...W.geS, ...W.if,
-      ...get(rank), ...get(found), ...W.i32(2), ...W.shl, ...W.add, ...W.i32load(0), ...set(found),
-      ...get(bj[j]), ...get(ri), ...W.i32(3), ...W.shl, ...W.add, ...get(found), ...W.i32(1), ...W.add, ...W.i32store(0),
-      ...get(bj[j]), ...get(found), ...W.i32(3), ...W.shl, ...W.add, ...get(ri), ...W.i32(1), ...W.add, ...W.i32store(4),
+      ...get(bj[j]), ...get(i), ...W.i32(3), ...W.shl, ...W.add, ...get(found), ...W.i32(1), ...W.add, ...W.i32store(0),
+      ...get(bj[j]), ...get(found), ...W.i32(3), ...W.shl, ...W.add, ...get(i), ...W.i32(1), ...W.add, ...W.i32store(4),
       ...W.end);
   }
   code.push(...forLoop(i, W.i32(0), get(m), body), ...get(sc), ...get(sink), ...W.i64store(S_SINK));
@@ -544,8 +538,8 @@ interface BuilderExports {
   simplexH(sc: number, feat: number, p0: number, n: number, offs: number, wts: number, keys: number, table: number, shift: bigint, mask: number): number;
   simplexD(sc: number, feat: number, p0: number, n: number, offs: number, wts: number, keys: number, table: number): number;
   rehash(keys: number, m: number, table: number, shift: bigint, mask: number): void;
-  neighboursH(sc: number, keys: number, m: number, blur: number, table: number, shift: bigint, mask: number, rank: number): void;
-  neighboursD(sc: number, keys: number, m: number, blur: number, table: number, rank: number): void;
+  neighboursH(sc: number, keys: number, m: number, blur: number, table: number, shift: bigint, mask: number): void;
+  neighboursD(sc: number, keys: number, m: number, blur: number, table: number): void;
   near(sc: number, blur: number, m: number): void;
   chainCount(blur: number, m: number): number;
   chainFill(sc: number, blur: number, m: number, chains: number): void;
@@ -658,8 +652,7 @@ export const lastBuild = { table: '' as 'direct' | 'hashed' | '', grows: 0 };
  * addresses); the working space above them is free again afterwards. Without one, in this
  * thread's builder memory, and the result is copied out.
  */
-export function buildLatticeWasm(features: Float32Array | FeatureSource, n: number, d: number, normalise: boolean, arena?: Arena,
-  sorted = true): LatticeGeometry | undefined {
+export function buildLatticeWasm(features: Float32Array | FeatureSource, n: number, d: number, normalise: boolean, arena?: Arena): LatticeGeometry | undefined {
   if (!(Number.isInteger(d) && d >= 1 && d <= MAX_WASM_DIM) || n < 1 || typeof WebAssembly !== 'object') return undefined;
   if (!(features instanceof Float32Array) && (features.kind === 'appearance' ? d !== 5 : d !== 2)) throw new Error(`${features.kind} features have ${d === 5 ? 2 : 5} dimensions, not ${d}`);
   const d1 = d + 1;
@@ -747,23 +740,13 @@ export function buildLatticeWasm(features: Float32Array | FeatureSource, n: numb
     m = new Int32Array(mem.buffer, sc, 1)[0];
   }
 
-  // renumbering, neighbours, chains or pairs, normalisation: after the table
-  const rankAt = align(table + tableBytes!);
-  const blur = align(rankAt + m * 4);
+  // neighbours, chains or pairs, normalisation: after the table
+  const blur = align(table + tableBytes!);
   const blurLen = d1 * m * 2;
   mem = ensure(blur + blurLen * 4 + 16);
-  const perm = sorted ? positionOrder(new Int32Array(mem.buffer, offs, nd1), new Float32Array(mem.buffer, feat, n * d), n, d, m) : undefined;
-  const rank = new Int32Array(mem.buffer, rankAt, m);
-  if (perm) {
-    // renumbered by position (vertex-order.ts): the points' rows here, the neighbours as they are found
-    rank.set(ranksOf(perm));
-    renumberRows(new Int32Array(mem.buffer, offs, nd1), rank);
-  } else {
-    for (let v = 0; v < m; v++) rank[v] = v;
-  }
   new Int32Array(mem.buffer, blur, blurLen).fill(0);
-  if (direct) ex.neighboursD(sc, keys, m, blur, table, rankAt);
-  else ex.neighboursH(sc, keys, m, blur, table, shift, mask, rankAt);
+  if (direct) ex.neighboursD(sc, keys, m, blur, table);
+  else ex.neighboursH(sc, keys, m, blur, table, shift, mask);
   ex.near(sc, blur, m);
   const si = new Int32Array(mem.buffer, sc, SCRATCH_BYTES / 4);
   const regular = si[S_NEAR / 4] > 0.9 * si[S_NEAR / 4 + 1];

@@ -18,7 +18,6 @@
  */
 
 import { blurKernel, blurPairsKernel, chunks, sliceKernel, splatKernel } from './kernels';
-import { positionOrder, ranksOf, renumberRows } from './vertex-order';
 
 /** The geometry of a lattice built from n points in d dimensions. */
 export interface LatticeGeometry {
@@ -248,10 +247,9 @@ function simplexKernel(d: number): SimplexFn {
 
 /**
  * Builds the lattice for n points with d features each (features[p * d + i], already divided
- * by the kernel's standard deviation). sorted: vertices numbered by position (vertex-order.ts),
- * else in the order the points create them.
+ * by the kernel's standard deviation).
  */
-export function buildLattice(features: Float32Array, n: number, d: number, sorted = true): LatticeGeometry {
+export function buildLattice(features: Float32Array, n: number, d: number): LatticeGeometry {
   if (!(d >= 1) || features.length < n * d) throw new Error(`lattice needs ${n}x${d} features, got ${features.length}`);
   const d1 = d + 1;
   const offsets = new Int32Array(n * d1);
@@ -267,10 +265,6 @@ export function buildLattice(features: Float32Array, n: number, d: number, sorte
   // n2 of vertex k is i exactly when n1 of i is k, so one lookup fills both.
   const m = table.size;
   const keys = table.keys;
-  // renumbered by position (vertex-order.ts): the points' rows here, the neighbours as they are found
-  const perm = sorted ? positionOrder(offsets, features, n, d, m) : undefined;
-  const rank = perm ? ranksOf(perm) : Int32Array.from({ length: m }, (_, v) => v);
-  if (perm) renumberRows(offsets, rank);
   const blur = new Int32Array(d1 * m * 2);
   const nk = new Int32Array(d * d1);
   for (let i = 0; i < m; i++) {
@@ -285,8 +279,8 @@ export function buildLattice(features: Float32Array, n: number, d: number, sorte
       const found = table.find(nk, j * d, j);
       if (found >= 0) {
         const base = j * m * 2;
-        blur[base + 2 * rank[i]] = rank[found] + 1;
-        blur[base + 2 * rank[found] + 1] = rank[i] + 1;
+        blur[base + 2 * i] = found + 1;
+        blur[base + 2 * found + 1] = i + 1;
       }
     }
   }

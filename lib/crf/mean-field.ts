@@ -14,7 +14,6 @@ import { exactFilter } from './exact';
 import { LatticeGeometry, LatticeScratch, buildLattice, latticeFilter, latticeScratch } from './lattice';
 import { FeatureSource, buildLatticeWasm } from './lattice-wasm';
 import type { Arena } from './arena';
-import { sortLatticeByDefault } from './vertex-order';
 
 /** Probabilities below this are raised to it before -log (p = 0 would make U infinite). */
 export const DEFAULT_PROB_FLOOR = 1e-5;
@@ -86,12 +85,12 @@ export type CrfKernel =
  * features may be given as a FeatureSource, computed then where the lattice is built.
  */
 export function latticeKernel(source: Float32Array | FeatureSource, n: number, d: number, weight: number,
-  wasm = process.env.DEEPLAB_CRF_WASM_LATTICE !== '0', arena?: Arena, sorted = sortLatticeByDefault()): CrfKernel {
+  wasm = process.env.DEEPLAB_CRF_WASM_LATTICE !== '0', arena?: Arena): CrfKernel {
   let built: LatticeGeometry | undefined;
   // past the arena's limit, in the builder's own memory; past 4 GiB there too, in JavaScript
   for (const into of wasm ? (arena ? [arena, undefined] : [undefined]) : []) {
     try {
-      built = buildLatticeWasm(source, n, d, true, into, sorted);
+      built = buildLatticeWasm(source, n, d, true, into);
       break;
     } catch {
       built = undefined;
@@ -101,7 +100,7 @@ export function latticeKernel(source: Float32Array | FeatureSource, n: number, d
   const features = source instanceof Float32Array ? source
     : source.kind === 'appearance' ? appearanceFeatures(source.image, source.thetaAlpha, source.thetaBeta)
       : smoothnessFeatures(source.width, source.height, source.thetaGamma);
-  const g = buildLattice(features, n, d, sorted);
+  const g = buildLattice(features, n, d);
   const ones = new Float32Array(n).fill(1);
   const deg = new Float32Array(n);
   latticeFilter(g, latticeScratch(g, 1), ones, 1, 0, 1, deg, 1, false);

@@ -9,9 +9,6 @@ import { CRF_PRESETS } from '../../lib/crf/params';
 import { seededRandom } from '../../lib/runtime/random';
 import { vocSample } from '../helpers/shared-data';
 import { scene } from './crf-fixtures';
-import { denseCrf } from '../../lib/crf/dense-crf';
-import { syntheticScores } from '../../lib/crf/synthetic';
-import { setSortThreshold } from '../../lib/crf/vertex-order';
 
 /**
  * The lattice construction in WebAssembly (lattice-wasm.ts) against the JavaScript one
@@ -35,10 +32,10 @@ function expectSame(js: LatticeGeometry, wasm: LatticeGeometry, what: string): v
   sameBits(wasm.pairs, js.pairs, `${what} pairs`);
 }
 
-function bothWays(f: Float32Array, n: number, d: number, what: string, sorted = true): { g: LatticeGeometry; table: string; grows: number } {
-  const wasm = latticeKernel(f, n, d, 1, true, undefined, sorted);
+function bothWays(f: Float32Array, n: number, d: number, what: string): { g: LatticeGeometry; table: string; grows: number } {
+  const wasm = latticeKernel(f, n, d, 1, true);
   const stats = { ...lastBuild };
-  const js = latticeKernel(f, n, d, 1, false, undefined, sorted);
+  const js = latticeKernel(f, n, d, 1, false);
   assert.equal(wasm.kind, 'lattice');
   assert.equal(js.kind, 'lattice');
   if (wasm.kind !== 'lattice' || js.kind !== 'lattice') throw new Error('unreachable');
@@ -47,102 +44,21 @@ function bothWays(f: Float32Array, n: number, d: number, what: string, sorted = 
 }
 
 describe('lib/crf: the lattice construction in WebAssembly', () => {
-  // renumbering by position from the smallest lattices on, so these small scenes exercise it
-  let threshold = 0;
-  before(() => {
-    threshold = setSortThreshold(2);
-  });
-  after(() => {
-    setSortThreshold(threshold);
-  });
-
-  for (const sorted of [true, false]) {
-    it(`builds what the JavaScript construction builds, bit for bit (every preset, both kernels, direct and hashed tables, chains and pairs; vertices ${sorted ? 'by position' : 'in construction order'})`, () => {
-      const seen = new Set<string>();
-      for (const seed of [1, 2]) {
-        const { image } = scene(96, 72, 4, seed, 14);
-        const n = image.width * image.height;
-        for (const [name, p] of Object.entries(CRF_PRESETS)) {
-          const a = bothWays(appearanceFeatures(image, p.thetaAlpha, p.thetaBeta), n, 5, `${name} appearance, seed ${seed}`, sorted);
-          const s = bothWays(smoothnessFeatures(image.width, image.height, p.thetaGamma), n, 2, `${name} smoothness`, sorted);
-          for (const r of [a, s]) seen.add(`${r.table} ${r.g.pairs ? 'pairs' : 'chains'}`);
-        }
-        // narrow position and colour: a fine, sparse lattice
-        const fine = bothWays(appearanceFeatures(image, 2, 2), n, 5, `θα 2, θβ 2, seed ${seed}`, sorted);
-        seen.add(`${fine.table} ${fine.g.pairs ? 'pairs' : 'chains'}`);
+  it('builds what the JavaScript construction builds, bit for bit (every preset, both kernels, direct and hashed tables, chains and pairs)', () => {
+    const seen = new Set<string>();
+    for (const seed of [1, 2]) {
+      const { image } = scene(96, 72, 4, seed, 14);
+      const n = image.width * image.height;
+      for (const [name, p] of Object.entries(CRF_PRESETS)) {
+        const a = bothWays(appearanceFeatures(image, p.thetaAlpha, p.thetaBeta), n, 5, `${name} appearance, seed ${seed}`);
+        const s = bothWays(smoothnessFeatures(image.width, image.height, p.thetaGamma), n, 2, `${name} smoothness`);
+        for (const r of [a, s]) seen.add(`${r.table} ${r.g.pairs ? 'pairs' : 'chains'}`);
       }
-      for (const path of ['direct pairs', 'hashed pairs', 'hashed chains']) assert.ok(seen.has(path), `${path} not exercised: ${[...seen].join(', ')}`);
-    });
-  }
-
-  it('numbering vertices by position only relabels them: the same simplices, weights and neighbours, and the CRF gives the same Q bit for bit', () => {
-    const { image, labels } = scene(90, 70, 4, 4, 14);
-    const W = image.width;
-    const H = image.height;
-    const n = W * H;
-    for (const [name, p] of Object.entries(CRF_PRESETS)) {
-      for (const [f, d] of [[appearanceFeatures(image, p.thetaAlpha, p.thetaBeta), 5], [smoothnessFeatures(W, H, p.thetaGamma), 2]] as const) {
-        const what = `${name}, d ${d}`;
-        const built = buildLatticeWasm(f, n, d, true, undefined, false)!;
-        const byPos = buildLatticeWasm(f, n, d, true, undefined, true)!;
-        assert.equal(byPos.m, built.m, `${what}: m`);
-        sameBits(byPos.weights, built.weights, `${what} weights`);
-        // rank[v] from the offsets: one consistent bijection of the rows
-        const rank = new Int32Array(built.m + 1).fill(-1);
-        const used = new Uint8Array(built.m + 1);
-        for (let e = 0; e < built.offsets.length; e++) {
-          const a = built.offsets[e];
-          const b = byPos.offsets[e];
-          if (rank[a] < 0) {
-            assert.equal(used[b], 0, `${what}: row ${b} given twice`);
-            rank[a] = b;
-            used[b] = 1;
-          } else assert.equal(rank[a], b, `${what}: row ${a} renumbered inconsistently`);
-        }
-        // the appearance lattice spans several position cells (one θα wide) where the image is wider than θα
-        if (d === 5 && W > p.thetaAlpha) assert.ok(rank.some((r, v) => v > 0 && r !== v), `${what}: not renumbered`);
-        // neighbours: the same links, relabelled (as pairs: n1 and n2 of every row, every direction)
-        const links = (g: LatticeGeometry): Int32Array => {
-          if (g.pairs) return g.pairs;
-          const out = new Int32Array((g.d + 1) * g.m * 2);
-          for (let j = 0; j <= g.d; j++) {
-            let prev = 0;
-            for (let t = g.chainStart[j]; t < g.chainStart[j + 1]; t++) {
-              const v = g.chains[t];
-              if (v !== 0 && prev !== 0) {
-                out[(j * g.m + prev - 1) * 2 + 1] = v;
-                out[(j * g.m + v - 1) * 2] = prev;
-              }
-              prev = v;
-            }
-          }
-          return out;
-        };
-        const la = links(built);
-        const lb = links(byPos);
-        rank[0] = 0;
-        for (let j = 0; j <= d; j++) {
-          for (let v = 1; v <= built.m; v++) {
-            for (const s of [0, 1]) {
-              const a = la[(j * built.m + v - 1) * 2 + s];
-              assert.equal(lb[(j * built.m + rank[v] - 1) * 2 + s], rank[a], `${what}: direction ${j}, row ${v}, side ${s}`);
-            }
-          }
-        }
-      }
-      const map = syntheticScores(labels, 4, { seed: 3, cellNoise: 1.5, pixelNoise: 0.5 });
-      const q = (sorted: string) => {
-        const prev = process.env.DEEPLAB_CRF_SORT_LATTICE;
-        process.env.DEEPLAB_CRF_SORT_LATTICE = sorted;
-        try {
-          return denseCrf(map, image, p, { threads: 1 }).probs.data;
-        } finally {
-          if (prev === undefined) delete process.env.DEEPLAB_CRF_SORT_LATTICE;
-          else process.env.DEEPLAB_CRF_SORT_LATTICE = prev;
-        }
-      };
-      sameBits(q('1'), q('0'), `${name}: Q`);
+      // narrow position and colour: a fine, sparse lattice
+      const fine = bothWays(appearanceFeatures(image, 2, 2), n, 5, `θα 2, θβ 2, seed ${seed}`);
+      seen.add(`${fine.table} ${fine.g.pairs ? 'pairs' : 'chains'}`);
     }
+    for (const path of ['direct pairs', 'hashed pairs', 'hashed chains']) assert.ok(seen.has(path), `${path} not exercised: ${[...seen].join(', ')}`);
   });
 
   it('grows its hash table as vertices come (a colour-noise image: several vertices a pixel) and stays identical', () => {
