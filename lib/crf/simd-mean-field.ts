@@ -131,7 +131,6 @@ export class SimdPart {
   /** Per kernel, resolved once: the exported functions and the views to clear. */
   private readonly steps: {
     k: SimdKernelPlan;
-    splat: ReturnType<SimdExports['splat']>;
     slice: ReturnType<SimdExports['slice']>;
     blurChains: ReturnType<SimdExports['blurChains']>;
     blurPairs: ReturnType<SimdExports['blurPairs']>;
@@ -141,6 +140,8 @@ export class SimdPart {
   private readonly qOffset: number;
   /** The fused one-part iteration's arguments (null where the plan has two parts). */
   private readonly fused: { splat: number[]; slice: number[] } | null;
+  /** splatAll's arguments for this part (pairwise). */
+  private readonly partSplat: number[];
 
   constructor(
     readonly plan: SimdPlan,
@@ -151,7 +152,6 @@ export class SimdPart {
     const nv = plan.parts[part].nv;
     this.steps = plan.kernels.map((k, i) => ({
       k,
-      splat: this.ex.splat(k.d1, nv),
       slice: this.ex.slice(k.d1, nv, i > 0),
       blurChains: this.ex.blurChains(nv),
       blurPairs: this.ex.blurPairs(nv),
@@ -162,9 +162,11 @@ export class SimdPart {
     let off = 0;
     for (let t = 0; t < part; t++) off += plan.parts[t].nv * 16;
     this.qOffset = off;
+    this.partSplat = [plan.n, plan.Q + off, plan.rowFloats * 4];
+    for (const k of plan.kernels) this.partSplat.push(k.offsets, k.weights, k.values[part]);
     this.fused = null;
     if (plan.parts.length === 1 && this.ex.sliceUpdate) {
-      const splat: number[] = [plan.n, plan.Q];
+      const splat: number[] = [plan.n, plan.Q, plan.rowFloats * 4];
       const slice: number[] = [plan.n, plan.prior, plan.Q];
       for (const k of plan.kernels) {
         // blurred by pairs, the result ends in the spare buffer after an odd number of directions
@@ -206,7 +208,7 @@ export class SimdPart {
       values.fill(0);
       spareRow0?.fill(0);
     }
-    this.ex.splatAll!(...f.splat);
+    this.ex.splatAll(plan.parts[0].nv)(...f.splat);
     const stride = plan.parts[0].nv * 16;
     for (const { k, blurChains, blurPairs } of steps) {
       if (k.pairs) {
@@ -232,19 +234,26 @@ export class SimdPart {
     return new Float32Array(memory.buffer, this.plan.msgs[0], n * C).slice();
   }
 
-  /** msg_part = sum_k w_k K~_k Q for this part's classes. Allocates nothing. */
+  /**
+   * msg_part = sum_k w_k K~_k Q for this part's classes: every kernel's splat in one pass over
+   * this part's Q (splatAll), then per kernel the blur and the slice (added up after the first).
+   * Allocates nothing.
+   */
   pairwise(): void {
     const { plan, part, steps } = this;
     const n = plan.n;
-    const stride = plan.parts[part].nv * 16;
+    const nv = plan.parts[part].nv;
+    const stride = nv * 16;
     const msg = plan.msgs[part];
-    for (let i = 0; i < steps.length; i++) {
-      const { k, splat, slice, blurChains, blurPairs, values, spareRow0 } = steps[i];
+    for (const { values, spareRow0 } of steps) {
       values.fill(0);
+      spareRow0?.fill(0);
+    }
+    this.ex.splatAll(nv)(...this.partSplat);
+    for (let i = 0; i < steps.length; i++) {
+      const { k, slice, blurChains, blurPairs } = steps[i];
       let src = k.values[part];
-      splat(n, k.offsets, k.weights, plan.Q + this.qOffset, plan.rowFloats * 4, src, stride);
-      if (spareRow0) {
-        spareRow0.fill(0);
+      if (k.pairs) {
         let dst = k.spare[part];
         for (let j = 0; j < k.d1; j++) {
           blurPairs(k.pairs, j * k.m * 2, k.m, src, dst, stride);

@@ -14,37 +14,6 @@ import { Bytes, F32, Fn, forLoop, I32, MAX_PAGES, moduleBytes, simd, V128, W } f
 
 // ---- kernels ----
 
-/** splat(n, off, w, in, inStrideB, val, vStrideB): val[row(p,k)] += w(p,k) * in[p], nv vectors. */
-function splatFn(d1: number, nv: number): Fn {
-  const [n, off, w, inp, inStride, val, vStride] = [0, 1, 2, 3, 4, 5, 6];
-  const p = 7;
-  const e = 8;
-  const q = 9;
-  const o = 10; // d1 locals
-  const wk = 10 + d1; // d1 v128 locals
-  const a = 10 + 2 * d1; // v128
-  const body: Bytes = [
-    ...W.get(p), ...W.i32(d1 * 4), ...W.mul, ...W.set(e),
-    ...W.get(inp), ...W.get(p), ...W.get(inStride), ...W.mul, ...W.add, ...W.set(q),
-  ];
-  for (let k = 0; k < d1; k++) {
-    body.push(...W.get(val), ...W.get(off), ...W.get(e), ...W.add, ...W.i32load(k * 4), ...W.get(vStride), ...W.mul, ...W.add, ...W.set(o + k));
-    body.push(...W.get(w), ...W.get(e), ...W.add, ...W.f32load(k * 4), ...W.fsplat, ...W.set(wk + k));
-  }
-  for (let c = 0; c < nv; c++) {
-    body.push(...W.get(q), ...W.vload(c * 16), ...W.set(a));
-    for (let k = 0; k < d1; k++) {
-      body.push(...W.get(o + k), ...W.get(o + k), ...W.vload(c * 16), ...W.get(wk + k), ...W.get(a), ...W.vmul, ...W.vadd, ...W.vstore(c * 16));
-    }
-  }
-  return {
-    name: `splat${d1}_${nv}`,
-    params: [I32, I32, I32, I32, I32, I32, I32],
-    locals: [[3, I32], [d1, I32], [d1, V128], [1, V128]],
-    code: forLoop(p, W.i32(0), W.get(n), body),
-  };
-}
-
 /** slice(n, off, w, val, vStrideB, out, outStrideB, scale): out[p] (+)= scale * sum_k w(p,k) val[row(p,k)]. */
 function sliceFn(d1: number, nv: number, accumulate: boolean): Fn {
   const [n, off, w, val, vStride, out, outStride, scale] = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -150,14 +119,16 @@ interface ExpConsts {
   first: number;
 }
 const EXP_COEF = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
-const EXP_F32 = [Math.LOG2E, 0.693359375, -2.12194440e-4, -87, ...EXP_COEF];
+/** 1.5 * 2^23: x + ROUNDER - ROUNDER rounds x (|x| < 2^22) to an integer, ties to even, as f32x4.nearest does. */
+const ROUNDER = 12582912;
+const EXP_F32 = [Math.LOG2E, 0.693359375, -2.12194440e-4, -87, ...EXP_COEF, ROUNDER];
 /** v128 locals an ExpConsts takes. */
 const EXP_LOCALS = EXP_F32.length + 1;
 
 function expConstsInit(c: ExpConsts): Bytes {
   const out: Bytes = [];
   EXP_F32.forEach((v, i) => out.push(...W.f32(v), ...W.fsplat, ...W.set(c.first + i)));
-  out.push(...W.i32(127), ...W.isplat, ...W.set(c.first + EXP_F32.length));
+  out.push(...W.i32(127 << 23), ...W.isplat, ...W.set(c.first + EXP_F32.length));
   return out;
 }
 const cLog2e = (c: ExpConsts) => c.first;
@@ -165,22 +136,30 @@ const cLn2hi = (c: ExpConsts) => c.first + 1;
 const cLn2lo = (c: ExpConsts) => c.first + 2;
 const cFloor = (c: ExpConsts) => c.first + 3;
 const cCoef = (c: ExpConsts, i: number) => c.first + 4 + i;
+const cRounder = (c: ExpConsts) => c.first + 4 + EXP_COEF.length;
 const cBias = (c: ExpConsts) => c.first + EXP_F32.length;
 
-/** e^x for x (in local t, already >= -87) lane-wise, on the stack; uses kf. Relative error about 2e-7. */
+/**
+ * e^x for x (in local t, already >= -87) lane-wise, on the stack; uses kf. Relative error about 2e-7.
+ * k = nearest(x log2 e) by the rounder: y = x log2 e + 1.5 * 2^23 holds k in its low mantissa
+ * bits, so y's bits shifted left by 23 are k << 23, and 2^k is that plus 127 << 23 (x >= -87:
+ * k >= -126). No float-to-int conversion (a long sequence in V8's SIMD) and no rounding
+ * instruction; the same k, so the same result bit for bit as nearest + truncation.
+ */
 function expV(t: number, kf: number, c: ExpConsts): Bytes {
+  const k: Bytes = [...W.get(kf), ...W.get(cRounder(c)), ...W.vsub];
   const out: Bytes = [
-    // k = nearest(x * log2 e)
-    ...W.get(t), ...W.get(cLog2e(c)), ...W.vmul, ...W.vnearest, ...W.set(kf),
+    // kf = y = x * log2 e + rounder
+    ...W.get(t), ...W.get(cLog2e(c)), ...W.vmul, ...W.get(cRounder(c)), ...W.vadd, ...W.set(kf),
     // r = x - k * ln2_hi - k * ln2_lo
-    ...W.get(t), ...W.get(kf), ...W.get(cLn2hi(c)), ...W.vmul, ...W.vsub,
-    ...W.get(kf), ...W.get(cLn2lo(c)), ...W.vmul, ...W.vsub, ...W.set(t),
+    ...W.get(t), ...k, ...W.get(cLn2hi(c)), ...W.vmul, ...W.vsub,
+    ...k, ...W.get(cLn2lo(c)), ...W.vmul, ...W.vsub, ...W.set(t),
   ];
   // e^r ~ 1 + r + r^2/2 + ... + r^6/720 (Horner)
   out.push(...W.get(cCoef(c, 0)));
   for (let i = 1; i < EXP_COEF.length; i++) out.push(...W.get(t), ...W.vmul, ...W.get(cCoef(c, i)), ...W.vadd);
-  // * 2^k: (k + 127) << 23 as float bits
-  out.push(...W.get(kf), ...W.truncSat, ...W.get(cBias(c)), ...W.iadd, ...W.i32(23), ...W.ishl, ...W.vmul);
+  // * 2^k: (y's bits << 23) + (127 << 23) as float bits
+  out.push(...W.get(kf), ...W.i32(23), ...W.ishl, ...W.get(cBias(c)), ...W.iadd, ...W.vmul);
   return out;
 }
 
@@ -213,14 +192,15 @@ function softmaxRow(total: number, x: number, mx: number, tmp: number, kf: numbe
 }
 
 /**
- * One thread, all classes (nv vectors a pixel), the kernels' simplex sizes d1s in order:
- * splatAll(n, q, offs0, wts0, val0, offs1, ...): every kernel's splat in one pass over Q.
+ * One part of the classes (nv vectors a pixel), the kernels' simplex sizes d1s in order:
+ * splatAll(n, q, qStrideB, offs0, wts0, val0, offs1, ...): every kernel's splat in one pass over
+ * Q (the part's first vector at q, rows qStrideB apart: the whole row where there is one part).
  */
 function splatAllFn(d1s: number[], nv: number): Fn {
   const K = d1s.length;
-  const [n, q] = [0, 1];
-  const kp = (k: number) => 2 + 3 * k; // offs, wts, val
-  const np = 2 + 3 * K;
+  const [n, q, qStride] = [0, 1, 2];
+  const kp = (k: number) => 3 + 3 * k; // offs, wts, val
+  const np = 3 + 3 * K;
   const p = np;
   const row = np + 1;
   const e = np + 2;
@@ -229,7 +209,7 @@ function splatAllFn(d1s: number[], nv: number): Fn {
   const wk = o + maxD1; // maxD1 v128
   const a = wk + maxD1; // nv v128
   const stride = nv * 16;
-  const body: Bytes = [...W.get(q), ...W.get(p), ...W.i32(stride), ...W.mul, ...W.add, ...W.set(row)];
+  const body: Bytes = [...W.get(q), ...W.get(p), ...W.get(qStride), ...W.mul, ...W.add, ...W.set(row)];
   for (let c = 0; c < nv; c++) body.push(...W.get(row), ...W.vload(c * 16), ...W.set(a + c));
   d1s.forEach((d1, k) => {
     const [offs, wts, val] = [kp(k), kp(k) + 1, kp(k) + 2];
@@ -245,7 +225,7 @@ function splatAllFn(d1s: number[], nv: number): Fn {
     }
   });
   return {
-    name: 'splatAll',
+    name: `splatAll_${nv}`,
     params: Array(np).fill(I32),
     locals: [[3 + maxD1, I32], [maxD1 + nv, V128]],
     code: forLoop(p, W.i32(0), W.get(n), body),
@@ -420,14 +400,13 @@ function updateFn(nvs: number[]): Fn {
 // ---- modules and instances ----
 
 export interface SimdExports {
-  splat(d1: number, nv: number): (n: number, off: number, w: number, inp: number, inStrideB: number, val: number, vStrideB: number) => void;
   slice(d1: number, nv: number, accumulate: boolean): (n: number, off: number, w: number, val: number, vStrideB: number, out: number, outStrideB: number, scale: number) => void;
   blurChains(nv: number): (chains: number, start: number, end: number, val: number, strideB: number) => void;
   blurPairs(nv: number): (nb: number, base: number, m: number, src: number, dst: number, strideB: number) => void;
   update: (prior: number, q: number, msg0: number, msg1: number, p0: number, p1: number) => void;
   /** One part only (the fused single-thread path): */
-  /** (n, q, then offsets, weights, values per kernel) */
-  splatAll?: (...args: number[]) => void;
+  /** Every kernel's splat of one part of nv vectors: (n, q, qStrideB, then offsets, weights, values per kernel) */
+  splatAll(nv: number): (...args: number[]) => void;
   /** (n, prior, q, then offsets, weights, values, weight per kernel) */
   sliceUpdate?: (...args: number[]) => void;
   unaryLogits?: (src: number, n: number, C: number, prior: number, q: number, mask: number, floor: number) => void;
@@ -454,13 +433,13 @@ export function simdModule(shape: SimdShape): WebAssembly.Module {
     const fns: Fn[] = [];
     const nvSet = [...new Set(shape.nvs)];
     for (const d1 of [...new Set(shape.d1s)]) {
-      for (const nv of nvSet) fns.push(splatFn(d1, nv), sliceFn(d1, nv, false), sliceFn(d1, nv, true));
+      for (const nv of nvSet) fns.push(sliceFn(d1, nv, false), sliceFn(d1, nv, true));
     }
-    for (const nv of nvSet) fns.push(blurChainsFn(nv), blurPairsFn(nv));
+    for (const nv of nvSet) fns.push(blurChainsFn(nv), blurPairsFn(nv), splatAllFn(shape.d1s, nv));
     fns.push(updateFn(shape.nvs));
     if (shape.nvs.length === 1) {
       const nv = shape.nvs[0];
-      fns.push(splatAllFn(shape.d1s, nv), sliceUpdateFn(shape.d1s, nv), unaryFn(nv, true), unaryFn(nv, false), unpadFn(nv));
+      fns.push(sliceUpdateFn(shape.d1s, nv), unaryFn(nv, true), unaryFn(nv, false), unpadFn(nv));
     }
     mod = new WebAssembly.Module(moduleBytes(fns, 1, MAX_PAGES));
     modules.set(key, mod);
@@ -471,12 +450,11 @@ export function simdModule(shape: SimdShape): WebAssembly.Module {
 export function simdInstance(shape: SimdShape, memory: WebAssembly.Memory): SimdExports {
   const ex = new WebAssembly.Instance(simdModule(shape), { env: { mem: memory } }).exports as Record<string, never>;
   return {
-    splat: (d1, nv) => ex[`splat${d1}_${nv}`],
     slice: (d1, nv, acc) => ex[`slice${d1}_${nv}_${acc ? 'add' : 'set'}`],
     blurChains: (nv) => ex[`blurc_${nv}`],
     blurPairs: (nv) => ex[`blurp_${nv}`],
     update: ex.update,
-    splatAll: ex.splatAll,
+    splatAll: (nv) => ex[`splatAll_${nv}`],
     sliceUpdate: ex.sliceUpdate,
     unaryLogits: ex.unaryLogits,
     unaryProbs: ex.unaryProbs,
