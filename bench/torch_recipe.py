@@ -125,8 +125,8 @@ def main():
 
     def sample():
         i = rng.integers(len(timg))
-        n_h, n_w = max(1, round(H * rng.uniform(cfg['smin'], cfg['smax']))), 0
-        n_w = max(1, round(W * n_h / H))
+        scale = rng.uniform(cfg['smin'], cfg['smax'])
+        n_h, n_w = max(1, round(H * scale)), max(1, round(W * scale))
         x = prep(timg[i:i + 1])
         y = torch.from_numpy(tlab[i:i + 1].astype(np.float32))[:, None]
         if (n_h, n_w) != (H, W):
