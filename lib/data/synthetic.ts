@@ -34,6 +34,12 @@ export interface SyntheticOptions {
   voidBorder?: boolean;
   /** How objects are coloured (default 'class-colour'; see the module comment). */
   style?: SyntheticStyle;
+  /** 'random-colour' only: scale of the background's gratings and noise (default 1). */
+  texture?: number;
+  /** 'random-colour' only: objects lie wholly inside the image and do not touch (default false). */
+  separate?: boolean;
+  /** 'random-colour' only: shapes at random rotations (default true); false: squares axis-aligned, triangles apex up. */
+  rotate?: boolean;
   seed?: number;
 }
 
@@ -73,6 +79,9 @@ interface Resolved {
   maxRadius: number;
   voidBorder: boolean;
   style: SyntheticStyle;
+  texture: number;
+  separate: boolean;
+  rotate: boolean;
   seed: number;
 }
 
@@ -86,6 +95,9 @@ export function resolveSyntheticOptions(o: SyntheticOptions = {}): Resolved {
     maxRadius: o.maxRadius ?? 0.3,
     voidBorder: o.voidBorder ?? false,
     style: o.style ?? 'class-colour',
+    texture: o.texture ?? 1,
+    separate: o.separate ?? false,
+    rotate: o.rotate ?? true,
     seed: o.seed ?? 1,
   };
   for (const k of ['width', 'height'] as const) {
@@ -99,6 +111,7 @@ export function resolveSyntheticOptions(o: SyntheticOptions = {}): Resolved {
     throw new Error(`synthetic radii must satisfy 0 < minRadius <= maxRadius <= 1, got ${r.minRadius}..${r.maxRadius}`);
   }
   if (r.style !== 'class-colour' && r.style !== 'random-colour') throw new Error(`synthetic style must be class-colour or random-colour, got ${r.style}`);
+  if (!(Number.isFinite(r.texture) && r.texture >= 0 && r.texture <= 4)) throw new Error(`synthetic texture must be a number in 0..4, got ${r.texture}`);
   if (!Number.isFinite(r.seed)) throw new Error(`synthetic seed must be a number, got ${r.seed}`);
   return r;
 }
@@ -224,10 +237,10 @@ function paintRandomColour(o: Resolved, rng: Rng, img: Uint8Array, lab: Uint8Arr
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       const p = (y * W + x) * 3;
-      const n = rng.uniform(-16, 16);
+      const n = rng.uniform(-16, 16) * o.texture;
       for (let k = 0; k < 3; k++) {
         let v = bg[k] + n;
-        for (const t of gratings) v += t.g.amp * t.rgb[k] * Math.sin(t.g.kx * x + t.g.ky * y + t.g.phase);
+        for (const t of gratings) v += o.texture * t.g.amp * t.rgb[k] * Math.sin(t.g.kx * x + t.g.ky * y + t.g.phase);
         img[p + k] = clamp255(v);
       }
     }
@@ -235,12 +248,28 @@ function paintRandomColour(o: Resolved, rng: Rng, img: Uint8Array, lab: Uint8Arr
 
   const count = 1 + rng.int(o.maxShapes);
   const side = Math.min(W, H);
+  const placed: [number, number, number][] = [];
   for (let s = 0; s < count; s++) {
     const c = 1 + rng.int(o.classes - 1);
     const r = rng.uniform(o.minRadius, o.maxRadius) * side;
-    const cx = rng.uniform(0.1, 0.9) * W;
-    const cy = rng.uniform(0.1, 0.9) * H;
-    const th = rng.uniform(0, 2 * Math.PI);
+    let cx = rng.uniform(0.1, 0.9) * W;
+    let cy = rng.uniform(0.1, 0.9) * H;
+    if (o.separate) {
+      // Whole and apart: a few tries for a centre whose bounding circle (the triangle's reach,
+      // 1.35 r) is inside the image and clear of the others; a shape that finds none is left out.
+      const reach = 1.35 * r + 1;
+      const fits = (x: number, y: number) => placed.every(([px, py, pr]) => Math.hypot(x - px, y - py) > reach + pr + 2);
+      let ok = false;
+      for (let tries = 0; tries < 20 && !ok; tries++) {
+        cx = rng.uniform(reach, W - reach);
+        cy = rng.uniform(reach, H - reach);
+        ok = fits(cx, cy);
+      }
+      if (!ok) continue;
+      placed.push([cx, cy, reach]);
+    }
+    const turn = rng.uniform(0, 2 * Math.PI);
+    const th = o.rotate ? turn : 0;
     // Any colour, but not one that melts into the background (a few tries, then the farthest).
     let col = randomRgb(rng, 0, 255);
     for (let tries = 0; tries < 6 && Math.hypot(col[0] - bg[0], col[1] - bg[1], col[2] - bg[2]) < 90; tries++) col = randomRgb(rng, 0, 255);

@@ -121,6 +121,42 @@ describe('lib/training: the small-data recipe', () => {
     assert.throws(() => syntheticSample(0, { style: 'pastel' as never }), /style/);
   });
 
+  it('hard-shapes difficulty knobs (bench/recipe-dump.ts, RECIPE_SET): texture scale, whole and separate objects, upright shapes', () => {
+    const o = { ...syntheticSet('hard-shapes'), maxShapes: 3 };
+    // texture 0: the background is one flat colour; 1 (the set) is textured; the objects are drawn the same.
+    const flat = syntheticSample(3, { ...o, texture: 0 });
+    const textured = syntheticSample(3, o);
+    assert.deepEqual(flat.label.data, textured.label.data);
+    const bgValues = (s: typeof flat) => new Set(Array.from(s.label.data.keys()).filter((p) => s.label.data[p] === 0).map((p) => s.image.data[3 * p]));
+    assert.equal(bgValues(flat).size, 1);
+    assert.ok(bgValues(textured).size > 40);
+    // separate: no object pixel on the image's edge, and objects of different classes never adjacent.
+    for (let i = 0; i < 20; i++) {
+      const { width: W, height: H, data } = syntheticSample(i, { ...o, separate: true }).label;
+      for (let p = 0; p < W * H; p++) {
+        const x = p % W;
+        const y = Math.floor(p / W);
+        if (data[p] !== 0) assert.ok(x > 0 && y > 0 && x < W - 1 && y < H - 1, `sample ${i}: object pixel on the edge at ${x},${y}`);
+        if (x < W - 1 && data[p] && data[p + 1]) assert.equal(data[p], data[p + 1]);
+        if (y < H - 1 && data[p] && data[p + W]) assert.equal(data[p], data[p + W]);
+      }
+    }
+    // rotate false: a square's pixels fill its bounding box (a turned square fills about half to all of it).
+    let squares = 0;
+    for (let i = 0; i < 20; i++) {
+      const { width: W, data } = syntheticSample(i, { ...o, separate: true, rotate: false, maxShapes: 1 }).label;
+      const px = Array.from(data.keys()).filter((p) => data[p] === 2);
+      if (px.length === 0) continue;
+      squares++;
+      const xs = px.map((p) => p % W);
+      const ys = px.map((p) => Math.floor(p / W));
+      const box = (Math.max(...xs) - Math.min(...xs) + 1) * (Math.max(...ys) - Math.min(...ys) + 1);
+      assert.equal(px.length, box, `sample ${i}: an upright square fills its box`);
+    }
+    assert.ok(squares >= 3);
+    assert.throws(() => syntheticSample(0, { ...o, texture: -1 }), /texture must be a number in 0..4/);
+  });
+
   it('presets: small data for hard shapes, the published v2 and v3+ recipes, ImageNet fine-tuning by default for those', () => {
     const ctx = { userDir: '/home/u/.node-red', nodeId: 'n1' };
     const hard = trainSetupFromProps({ synSet: 'hard-shapes' }, ctx).config;
