@@ -89,4 +89,8 @@ export function batchNormTraining(
  * Switches for the fused training ops, so tests and bench/train-profile can run the composed
  * tfjs formulation they replace in the same process (gradients before/after, A/B timing).
  */
-export const trainingOps = { fusedBatchNorm: true };
+export const trainingOps = {
+  fusedBatchNorm: true,
+  /** The loss's softmax cross entropy and its gradient in one pass on the host (wasm, cpu). */
+  fusedSoftmaxCrossEntropy: true,
+};
