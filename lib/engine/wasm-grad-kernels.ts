@@ -11,8 +11,9 @@
  *   conv; replaced by a polyphase formulation: one stride-1 conv per output phase with the
  *   matching taps of the rotated filter, interleaved by rank-4 transposes (no zero insertion).
  * - DepthwiseConv2dNativeBackpropInput: the same polyphase scheme with depthwise convs.
- * - DepthwiseConv2dNativeBackpropFilter: a depthwise conv of the input with dy as the
- *   filter (batch folded into channels; forward stride becomes the filter dilation).
+ * - DepthwiseConv2dNativeBackpropFilter: our WebAssembly SIMD kernel (depthwise-filter-grad.ts);
+ *   where it does not apply, a depthwise conv of the input with dy as the filter (batch folded
+ *   into channels; forward stride becomes the filter dilation).
  * - UnsortedSegmentSum (the gradient of gather): a scatter-add over the data.
  *
  * Two gradient kernels are wrong in tfjs 4.22 on wasm and cpu alike (measured against
@@ -27,6 +28,7 @@
  * as its output, and tf.tidy frees the intermediates.
  */
 import * as tf from '@tensorflow/tfjs';
+import { depthwiseFilterGradSimd } from './depthwise-filter-grad';
 
 type Tensor = tf.Tensor;
 type Tensor4D = tf.Tensor4D;
@@ -282,6 +284,8 @@ function depthwiseBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.DepthwiseC
     x.shape, attrs.filterShape, attrs.strides, pair(attrs.dilations), attrs.pad as Pad,
     attrs.dimRoundingMode as Rounding, true);
   const [fh, fw, c, m] = attrs.filterShape;
+  const simd = depthwiseFilterGradSimd(x, dy, info, m);
+  if (simd) return simd;
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, outHeight: ho, outWidth: wo } = info;
   if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1)) {
     throw new Error(`DepthwiseConv2dNativeBackpropFilter: stride ${sh}x${sw} together with dilation ${dh}x${dw} is not supported`);

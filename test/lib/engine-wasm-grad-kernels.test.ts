@@ -177,6 +177,32 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
       }
     }
 
+    // Our SIMD depthwise filter gradient (depthwise-filter-grad.ts) runs for channels in multiples of 4,
+    // multiplier 1: every stride/dilation/padding, and both at once (the composed fallback has no such case).
+    for (const k of [3, 5]) {
+      for (const [stride, dilation] of [[1, 1], [2, 1], [1, 2], [1, 4], [2, 2]]) {
+        for (const [padName, pad] of PADS) {
+          it(`DepthwiseConv2dNativeBackpropFilter, SIMD kernel: ${k}x${k}, stride ${stride}, dilation ${dilation}, pad ${padName}`, async () => {
+            const rnd = seededRandom(seed++);
+            const n = 1 + Math.floor(rnd() * 3);
+            const h = 4 + (k - 1) * dilation + Math.floor(rnd() * 6);
+            const w = 4 + (k - 1) * dilation + Math.floor(rnd() * 6);
+            const c = 4 * (1 + Math.floor(rnd() * 3));
+            const xs = [n, h, w, c];
+            const fs = [k, k, c, 1];
+            const x = randomArray(xs, seed * 7);
+            const f = randomArray(fs, seed * 7 + 1);
+            const dy = randomArray(outShape(xs, fs, stride, dilation, pad, true), seed * 7 + 2);
+            const fAttrs = { strides: stride, dilations: dilation, pad, filterShape: fs };
+            const before = tf.memory().numTensors;
+            const gotW = await runOn('wasm', 'DepthwiseConv2dNativeBackpropFilter', { x, dy }, fAttrs);
+            assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+            assertClose(gotW, bruteGrads(true, x, f, dy, stride, dilation, pad).dw, `filter grad ${xs} (brute force)`);
+          });
+        }
+      }
+    }
+
     it('Conv2DBackpropFilter on a large layer (an 11x11 kernel)', async () => {
       const xs = [2, 33, 33, 64];
       const fs = [11, 11, 64, 2];
