@@ -5,8 +5,9 @@
  * BatchToSpaceND); the floating-point work equals the forward convolution's.
  *
  * - Conv2DBackpropFilter: for kernels above 1x1, one convolution of the input (batch as
- *   channels) by dy as the filter (forward stride as dilation); for 1x1, the channel-major
- *   input times dy, one plain MatMul (MatMul with transposeA is ~6x slower on wasm).
+ *   channels) by dy as the filter (forward stride as dilation); for 1x1 stride 1, our
+ *   WebAssembly SIMD kernel (pointwise-filter-grad.ts), else the channel-major input times dy,
+ *   one plain MatMul (MatMul with transposeA is ~6x slower on wasm).
  * - Conv2DBackpropInput: wasm has it, but as a naive loop ~15x slower than the forward
  *   conv; replaced by a polyphase formulation: one stride-1 conv per output phase with the
  *   matching taps of the rotated filter, interleaved by rank-4 transposes (no zero insertion).
@@ -29,6 +30,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { depthwiseFilterGradSimd } from './depthwise-filter-grad';
+import { pointwiseFilterGradSimd } from './pointwise-filter-grad';
 
 type Tensor = tf.Tensor;
 type Tensor4D = tf.Tensor4D;
@@ -206,6 +208,10 @@ function conv2dBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.Conv2DBackpro
   const n = x.shape[0];
   const p = n * ho * wo;
   if (fh * fw > 1) return filterGradByConv(x, dy, info);
+  if (sh === 1 && sw === 1 && info.padInfo.top === 0 && info.padInfo.left === 0 && ho === x.shape[1] && wo === x.shape[2]) {
+    const simd = pointwiseFilterGradSimd(x, dy);
+    if (simd) return simd;
+  }
   // Channel-major input: each tap's slice reshapes straight into rows of the transposed im2col.
   const xt = tf.transpose(x, [3, 0, 1, 2]);
   // The window's extent rounded up to whole strides (the extra zeros are read by no tap).

@@ -5,6 +5,7 @@ import {
   registerTrainingKernels, registerWasmGradKernels, replacedKernels, trainingKernelsRegistered, TRAINING_KERNELS,
 } from '../../lib/engine/wasm-grad-kernels';
 import { assertGradients, randomTensor } from '../../lib/engine/gradcheck';
+import { pointwiseOptions } from '../../lib/engine/pointwise-filter-grad';
 import { seededRandom } from '../../lib/runtime/random';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -201,6 +202,25 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
           });
         }
       }
+    }
+
+    // Our SIMD 1x1 filter gradient (pointwise-filter-grad.ts): channels in multiples of 4, with and
+    // without the 4-channel tail tile, pixel counts across chunk boundaries.
+    for (const [n, h, w, ci, co, chunkBytes] of [[1, 1, 1, 4, 4, 0], [2, 5, 7, 8, 12, 0], [3, 9, 11, 12, 8, 700], [1, 33, 35, 4, 20, 96], [2, 13, 3, 40, 36, 5000]]) {
+      it(`Conv2DBackpropFilter, SIMD kernel: 1x1, x [${n},${h},${w},${ci}], ${co} outputs${chunkBytes ? `, chunks of ${chunkBytes} bytes` : ''}`, async () => {
+        const savedChunk = pointwiseOptions.chunkBytes;
+        if (chunkBytes) pointwiseOptions.chunkBytes = chunkBytes;
+        const xs = [n, h, w, ci];
+        const fs = [1, 1, ci, co];
+        const x = randomArray(xs, seed * 7);
+        const f = randomArray(fs, seed * 7 + 1);
+        const dy = randomArray([n, h, w, co], seed++ * 7 + 2);
+        const before = tf.memory().numTensors;
+        const got = await runOn('wasm', 'Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', filterShape: fs })
+          .finally(() => { pointwiseOptions.chunkBytes = savedChunk; });
+        assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+        assertClose(got, bruteGrads(false, x, f, dy, 1, 1, 'same').dw, `filter grad ${xs} (brute force)`);
+      });
     }
 
     it('Conv2DBackpropFilter on a large layer (an 11x11 kernel)', async () => {
