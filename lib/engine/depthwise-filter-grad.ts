@@ -14,14 +14,25 @@ import { Bytes, Fn, forLoop, I32, V128, W } from '../runtime/wasm-emitter';
 import { X } from './simd-ops';
 import { heapKernels, heapOffset, heapTensor } from './wasm-heap';
 
+type DwArgs = [x: number, dy: number, out: number, spare: number, n: number, h: number, w: number, c: number,
+  ho: number, wo: number, sh: number, sw: number, dh: number, dw: number, pt: number, pl: number, xa: number, xb: number];
+
 interface DwKernels {
-  dwFilterGrad(x: number, dy: number, out: number, zero: number, n: number, h: number, w: number, c: number,
-    ho: number, wo: number, sh: number, sw: number, dh: number, dw: number, pt: number, pl: number, xa: number, xb: number): void;
+  dwFilterGrad(...args: DwArgs): void;
+  dwInputGrad(...args: DwArgs): void;
 }
 
-function dwFilterGradFn(kh: number, kw: number): Fn {
+/**
+ * dwFilterGrad: out = dW [kh, kw, c] from x and dy; `spare` a row of zeros (w*c floats) read for
+ * input rows outside the image.
+ * dwInputGrad: out = dx [n, h, w, c] from the filter (in place of x) and dy, scattering
+ * dy * f into dx; `spare` a scratch row (w*c floats) that absorbs the writes to rows outside.
+ */
+function dwFn(kh: number, kw: number, input: boolean): Fn {
   // params
   const [x, dy, out, zero, N, H, Wd, C, Ho, Wo, sh, sw, dh, dw, pt, pl, xa, xb] = Array.from({ length: 18 }, (_, i) => i);
+  // The map the taps address: x (filter gradient) or dx (input gradient); the filter is in x then.
+  const map = input ? out : x;
   // i32 locals
   let next = 18;
   const [n, y, cv, xx, cb, dq, ob, iy, CB, CV, t, tmp, ix, base] = Array.from({ length: 14 }, () => next++);
@@ -39,7 +50,9 @@ function dwFilterGradFn(kh: number, kw: number): Fn {
     ...W.get(C), ...W.i32(4), ...W.mul, ...W.set(CB),
     ...W.get(C), ...W.i32(2), ...W.shrU, ...W.set(CV),
     // out = 0
-    ...forLoop(t, W.i32(0), [...W.get(CV), ...W.i32(taps), ...W.mul], [
+    ...forLoop(t, W.i32(0), input
+      ? [...W.get(N), ...W.get(H), ...W.mul, ...W.get(Wd), ...W.mul, ...W.get(CV), ...W.mul]
+      : [...W.get(CV), ...W.i32(taps), ...W.mul], [
       ...W.get(out), ...W.get(t), ...W.i32(16), ...W.mul, ...W.add, ...X.vzero, ...W.vstore(0),
     ]),
   ];
@@ -54,7 +67,13 @@ function dwFilterGradFn(kh: number, kw: number): Fn {
     interior.push(...W.get(rp[i]), ...W.get(cb), ...W.add, ...W.set(base));
     for (let j = 0; j < kw; j++) {
       const a = acc[i * kw + j];
-      interior.push(...W.get(a), ...W.get(base), ...W.get(jo[j]), ...W.add, ...W.vload(0), ...W.get(d), ...W.vmul, ...W.vadd, ...W.set(a));
+      if (input) {
+        // dx[tap] += dy * f
+        interior.push(...W.get(base), ...W.get(jo[j]), ...W.add, ...W.set(ix),
+          ...W.get(ix), ...W.get(ix), ...W.vload(0), ...W.get(d), ...W.get(a), ...W.vmul, ...W.vadd, ...W.vstore(0));
+      } else {
+        interior.push(...W.get(a), ...W.get(base), ...W.get(jo[j]), ...W.add, ...W.vload(0), ...W.get(d), ...W.vmul, ...W.vadd, ...W.set(a));
+      }
     }
   }
   // Checked body: columns outside the image skipped.
@@ -69,7 +88,12 @@ function dwFilterGradFn(kh: number, kw: number): Fn {
     );
     for (let i = 0; i < kh; i++) {
       const a = acc[i * kw + j];
-      edge.push(...W.get(a), ...W.get(rp[i]), ...W.get(cb), ...W.add, ...W.vload(0), ...W.get(d), ...W.vmul, ...W.vadd, ...W.set(a));
+      if (input) {
+        edge.push(...W.get(rp[i]), ...W.get(cb), ...W.add, ...W.set(base),
+          ...W.get(base), ...W.get(base), ...W.vload(0), ...W.get(d), ...W.get(a), ...W.vmul, ...W.vadd, ...W.vstore(0));
+      } else {
+        edge.push(...W.get(a), ...W.get(rp[i]), ...W.get(cb), ...W.add, ...W.vload(0), ...W.get(d), ...W.vmul, ...W.vadd, ...W.set(a));
+      }
     }
     edge.push(...W.end);
   }
@@ -77,7 +101,7 @@ function dwFilterGradFn(kh: number, kw: number): Fn {
   const perVector: Bytes = [
     ...W.get(cv), ...W.i32(16), ...W.mul, ...W.set(tmp),
     ...W.get(dq), ...W.get(tmp), ...W.add, ...W.set(dq),
-    ...W.get(out), ...W.get(tmp), ...W.add, ...W.set(ob),
+    ...W.get(input ? x : out), ...W.get(tmp), ...W.add, ...W.set(ob),
   ];
   for (let i = 0; i < kh; i++) perVector.push(...W.get(row[i]), ...W.get(tmp), ...W.add, ...W.set(rp[i]));
   for (let k = 0; k < taps; k++) perVector.push(...W.get(ob), ...W.i32(k), ...W.get(CB), ...W.mul, ...W.add, ...W.vload(0), ...W.set(acc[k]));
@@ -86,7 +110,7 @@ function dwFilterGradFn(kh: number, kw: number): Fn {
     ...forLoop(xx, W.get(xa), W.get(xb), interior),
     ...forLoop(xx, W.get(xb), W.get(Wo), edge),
   );
-  for (let k = 0; k < taps; k++) perVector.push(...W.get(ob), ...W.i32(k), ...W.get(CB), ...W.mul, ...W.add, ...W.get(acc[k]), ...W.vstore(0));
+  if (!input) for (let k = 0; k < taps; k++) perVector.push(...W.get(ob), ...W.i32(k), ...W.get(CB), ...W.mul, ...W.add, ...W.get(acc[k]), ...W.vstore(0));
   // dq was advanced by this vector's offset: take it back.
   perVector.push(...W.get(dq), ...W.get(tmp), ...W.sub, ...W.set(dq));
 
@@ -97,7 +121,7 @@ function dwFilterGradFn(kh: number, kw: number): Fn {
     perRow.push(
       ...W.get(y), ...W.get(sh), ...W.mul, ...W.i32(i), ...W.get(dh), ...W.mul, ...W.add, ...W.get(pt), ...W.sub, ...W.set(iy),
       // row = iy inside ? x + ((n*H + iy)*W)*CB : zero
-      ...W.get(x), ...W.get(n), ...W.get(H), ...W.mul, ...W.get(iy), ...W.add, ...W.get(Wd), ...W.mul, ...W.get(CB), ...W.mul, ...W.add,
+      ...W.get(map), ...W.get(n), ...W.get(H), ...W.mul, ...W.get(iy), ...W.add, ...W.get(Wd), ...W.mul, ...W.get(CB), ...W.mul, ...W.add,
       ...W.get(zero),
       ...W.get(iy), ...W.get(H), ...X.ltU, ...W.select, ...W.set(row[i]),
     );
@@ -105,7 +129,7 @@ function dwFilterGradFn(kh: number, kw: number): Fn {
   perRow.push(...forLoop(cv, W.i32(0), W.get(CV), perVector));
   code.push(...forLoop(n, W.i32(0), W.get(N), forLoop(y, W.i32(0), W.get(Ho), perRow)));
   return {
-    name: 'dwFilterGrad',
+    name: input ? 'dwInputGrad' : 'dwFilterGrad',
     params: Array(18).fill(I32),
     locals: [[i32Count, I32], [v128Count, V128]],
     code,
@@ -117,22 +141,56 @@ function dwFilterGradFn(kh: number, kw: number): Fn {
  * tfjs-wasm, or undefined where this kernel does not apply (the caller falls back).
  */
 export function depthwiseFilterGradSimd(x: tf.Tensor4D, dy: tf.Tensor4D, info: tf.backend_util.Conv2DInfo, multiplier: number): tf.Tensor4D | undefined {
-  const [n, h, w, c] = x.shape;
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, outHeight: ho, outWidth: wo } = info;
+  const c = x.shape[3];
+  const w = x.shape[2];
+  const { filterHeight: kh, filterWidth: kw } = info;
   if (multiplier !== 1 || c % 4 !== 0 || kh * kw > 25) return undefined;
-  const k = heapKernels<DwKernels>(`dw-filter-grad-${kh}x${kw}`, () => [dwFilterGradFn(kh, kw)]);
+  const k = dwKernels(kh, kw);
   if (!k) return undefined;
+  const out = heapTensor<tf.Rank.R4>([kh, kw, c, 1]);
+  const zero = tf.zeros([w * c]);
+  try {
+    k.dwFilterGrad(heapOffset(x), heapOffset(dy), heapOffset(out), heapOffset(zero), ...geometry(x.shape, info));
+  } finally {
+    zero.dispose();
+  }
+  return out;
+}
+
+function dwKernels(kh: number, kw: number): DwKernels | undefined {
+  return heapKernels<DwKernels>(`dw-grads-${kh}x${kw}`, () => [dwFn(kh, kw, false), dwFn(kh, kw, true)]);
+}
+
+type Geometry = [n: number, h: number, w: number, c: number, ho: number, wo: number, sh: number, sw: number,
+  dh: number, dw: number, pt: number, pl: number, xa: number, xb: number];
+
+function geometry(shape: number[], info: tf.backend_util.Conv2DInfo): Geometry {
+  const [n, h, w, c] = shape;
+  const { filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, outHeight: ho, outWidth: wo } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
   // Output columns whose every tap lies inside the row: [xa, xb).
   const xa = Math.min(wo, Math.ceil(pl / sw));
   const xb = Math.max(xa, Math.min(wo, Math.floor((w - 1 + pl - (kw - 1) * dw) / sw) + 1));
-  const out = heapTensor<tf.Rank.R4>([kh, kw, c, 1]);
-  const zero = tf.zeros([w * c]);
+  return [n, h, w, c, ho, wo, sh, sw, dh, dw, pt, pl, xa, xb];
+}
+
+/**
+ * dx [n, h, w, c] of a depthwise convolution from dy and the filter [kh, kw, c, 1] on tfjs-wasm, or
+ * undefined where the kernel does not apply.
+ */
+export function depthwiseInputGradSimd(dy: tf.Tensor4D, filter: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tensor4D | undefined {
+  const [kh, kw, c, m] = filter.shape;
+  if (m !== 1 || c % 4 !== 0 || kh * kw > 25) return undefined;
+  const k = dwKernels(kh, kw);
+  if (!k) return undefined;
+  const shape = [info.batchSize, info.inHeight, info.inWidth, c];
+  const out = heapTensor<tf.Rank.R4>(shape);
+  const sink = heapTensor([info.inWidth * c]);
   try {
-    k.dwFilterGrad(heapOffset(x), heapOffset(dy), heapOffset(out), heapOffset(zero), n, h, w, c, ho, wo, sh, sw, dh, dw, pt, pl, xa, xb);
+    k.dwInputGrad(heapOffset(filter), heapOffset(dy), heapOffset(out), heapOffset(sink), ...geometry(shape, info));
   } finally {
-    zero.dispose();
+    sink.dispose();
   }
   return out;
 }

@@ -11,7 +11,8 @@
  * - Conv2DBackpropInput: wasm has it, but as a naive loop ~15x slower than the forward
  *   conv; replaced by a polyphase formulation: one stride-1 conv per output phase with the
  *   matching taps of the rotated filter, interleaved by rank-4 transposes (no zero insertion).
- * - DepthwiseConv2dNativeBackpropInput: the same polyphase scheme with depthwise convs.
+ * - DepthwiseConv2dNativeBackpropInput: our WebAssembly SIMD kernel (depthwise-filter-grad.ts),
+ *   else the same polyphase scheme with depthwise convs.
  * - DepthwiseConv2dNativeBackpropFilter: our WebAssembly SIMD kernel (depthwise-filter-grad.ts);
  *   where it does not apply, a depthwise conv of the input with dy as the filter (batch folded
  *   into channels; forward stride becomes the filter dilation).
@@ -29,7 +30,7 @@
  * as its output, and tf.tidy frees the intermediates.
  */
 import * as tf from '@tensorflow/tfjs';
-import { depthwiseFilterGradSimd } from './depthwise-filter-grad';
+import { depthwiseFilterGradSimd, depthwiseInputGradSimd } from './depthwise-filter-grad';
 import { pointwiseFilterGradSimd } from './pointwise-filter-grad';
 
 type Tensor = tf.Tensor;
@@ -273,6 +274,8 @@ function depthwiseBackpropInput(dy: Tensor4D, filter: Tensor4D, attrs: tf.Depthw
     attrs.inputShape, filter.shape, attrs.strides, pair(attrs.dilations), attrs.pad as Pad,
     attrs.dimRoundingMode as Rounding, true);
   const [, , c, m] = filter.shape;
+  const simd = depthwiseInputGradSimd(dy, filter, info);
+  if (simd) return simd;
   return backpropInputByPhases(dy, filter, info, c, (win, taps, dilation) => {
     // Each of the c*m dy channels is convolved with its own tap, then the m multipliers summed.
     const [kh, kw] = taps.shape;

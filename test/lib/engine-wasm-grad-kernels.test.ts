@@ -178,12 +178,12 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
       }
     }
 
-    // Our SIMD depthwise filter gradient (depthwise-filter-grad.ts) runs for channels in multiples of 4,
+    // Our SIMD depthwise filter and input gradients (depthwise-filter-grad.ts) run for channels in multiples of 4,
     // multiplier 1: every stride/dilation/padding, and both at once (the composed fallback has no such case).
     for (const k of [3, 5]) {
       for (const [stride, dilation] of [[1, 1], [2, 1], [1, 2], [1, 4], [2, 2]]) {
         for (const [padName, pad] of PADS) {
-          it(`DepthwiseConv2dNativeBackpropFilter, SIMD kernel: ${k}x${k}, stride ${stride}, dilation ${dilation}, pad ${padName}`, async () => {
+          it(`DepthwiseConv2dNative backprop, SIMD kernels: ${k}x${k}, stride ${stride}, dilation ${dilation}, pad ${padName}`, async () => {
             const rnd = seededRandom(seed++);
             const n = 1 + Math.floor(rnd() * 3);
             const h = 4 + (k - 1) * dilation + Math.floor(rnd() * 6);
@@ -197,8 +197,11 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
             const fAttrs = { strides: stride, dilations: dilation, pad, filterShape: fs };
             const before = tf.memory().numTensors;
             const gotW = await runOn('wasm', 'DepthwiseConv2dNativeBackpropFilter', { x, dy }, fAttrs);
+            const gotX = await runOn('wasm', 'DepthwiseConv2dNativeBackpropInput', { dy, filter: f }, { strides: stride, dilations: dilation, pad, inputShape: xs });
             assert.equal(tf.memory().numTensors, before, 'tensors leaked');
-            assertClose(gotW, bruteGrads(true, x, f, dy, stride, dilation, pad).dw, `filter grad ${xs} (brute force)`);
+            const ref = bruteGrads(true, x, f, dy, stride, dilation, pad);
+            assertClose(gotW, ref.dw, `filter grad ${xs} (brute force)`);
+            assertClose(gotX, ref.dx, `input grad ${xs} (brute force)`);
           });
         }
       }
