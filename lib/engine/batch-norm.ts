@@ -43,6 +43,8 @@ export interface BatchMoments {
   mean: tf.Tensor1D;
   /** Biased (divided by P), as tf.moments and the BN of the forward pass. */
   variance: tf.Tensor1D;
+  /** The same on the host, where the statistics were computed there (no read-back needed). */
+  host?: { mean: Float64Array; variance: Float64Array };
 }
 
 /**
@@ -132,7 +134,7 @@ function batchNormOnHeap(
       scratch.dispose();
     }
     save([x4, g]);
-    onMoments?.({ mean: tf.keep(tf.tensor1d(Float32Array.from(mean))), variance: tf.keep(tf.tensor1d(Float32Array.from(variance))) });
+    onMoments?.({ mean: tf.keep(tf.tensor1d(Float32Array.from(mean))), variance: tf.keep(tf.tensor1d(Float32Array.from(variance))), host: { mean, variance } });
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {

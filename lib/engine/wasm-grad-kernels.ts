@@ -31,6 +31,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { depthwiseFilterGradSimd, depthwiseInputGradSimd } from './depthwise-filter-grad';
+import { relu6GradSimd } from './elementwise-wasm';
 import { pointwiseFilterGradSimd } from './pointwise-filter-grad';
 
 type Tensor = tf.Tensor;
@@ -484,7 +485,8 @@ export const RELU6_GRADIENT: tf.GradConfig = {
   inputsToSave: ['x'],
   gradFunc: (dy, saved) => {
     const [x] = saved;
-    return { x: () => tf.mul(dy as Tensor, tf.step(tf.mul(x, tf.sub(6, x)))) };
+    // On wasm one SIMD pass (elementwise-wasm.ts).
+    return { x: () => relu6GradSimd(dy as Tensor, x) ?? tf.mul(dy as Tensor, tf.step(tf.mul(x, tf.sub(6, x)))) };
   },
 };
 
