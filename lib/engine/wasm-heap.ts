@@ -68,6 +68,11 @@ export function heapKernels<T>(key: string, build: () => Fn[]): T | undefined {
   return instance as unknown as T;
 }
 
+/** Whether tensors can be read and written on the tfjs-wasm heap here (heapTensor, heapF32). */
+export function heapAvailable(): boolean {
+  return heapKernelOptions.enabled && internals() !== undefined;
+}
+
 /** Byte offset of a tensor's data in the tfjs-wasm heap. */
 export function heapOffset(t: tf.TensorInfo): number {
   const entry = internals()?.backend.dataIdMap.get(t.dataId);
