@@ -28,7 +28,7 @@ const POLY = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
 
 /** v128 locals holding the constants of vexp (fill them once with expConstants before a loop). */
 export interface ExpLocals {
-  /** First of 11 consecutive v128 locals: log2e, ln2hi, ln2lo, 7 polynomial coefficients, lo clamp... */
+  /** First of EXP_CONST_COUNT (12) consecutive v128 locals: log2e, ln2 hi and lo, 7 polynomial coefficients, the clamps. */
   consts: number;
   /** Two v128 scratch locals. */
   k: number;

@@ -33,45 +33,43 @@ function statsFn(C: number): Fn {
   const nv = Math.floor(C / 4);
   const tail = C % 4;
   const rowBytes = C * 4;
-  {
-    // params 0-3; locals: p, zb (i32); m, sum, ek, er (f32); vm, acc (v128); exp consts + k, r (v128)
-    const [z, mOut, sOut, P] = [0, 1, 2, 3];
-    const [p, zb] = [4, 5];
-    const [m, sum, ek, er] = [6, 7, 8, 9];
-    const [vm, acc] = [10, 11];
-    const el = { consts: 12, k: 12 + EXP_CONST_COUNT, r: 13 + EXP_CONST_COUNT };
-    const body: Bytes = [...W.get(z), ...W.get(p), ...W.i32(rowBytes), ...W.mul, ...W.add, ...W.set(zb)];
-    if (nv > 0) {
-      body.push(...W.get(zb), ...W.vload(0), ...W.set(vm));
-      for (let v = 1; v < nv; v++) body.push(...W.get(vm), ...W.get(zb), ...W.vload(16 * v), ...W.vmax, ...W.set(vm));
-      body.push(...W.get(vm), ...W.lane(0));
-      for (let l = 1; l < 4; l++) body.push(...W.get(vm), ...W.lane(l), ...X.fmax);
-      body.push(...W.set(m));
-    } else {
-      body.push(...W.get(zb), ...W.f32load(0), ...W.set(m));
-    }
-    for (let j = nv > 0 ? 0 : 1; j < tail; j++) body.push(...W.get(m), ...W.get(zb), ...W.f32load(16 * nv + 4 * j), ...X.fmax, ...W.set(m));
-    body.push(...W.get(m), ...W.fsplat, ...W.set(vm), ...X.vzero, ...W.set(acc));
-    for (let v = 0; v < nv; v++) {
-      body.push(...W.get(acc), ...W.get(zb), ...W.vload(16 * v), ...W.get(vm), ...W.vsub, ...vexp(el), ...W.vadd, ...W.set(acc));
-    }
-    body.push(...W.get(acc), ...W.lane(0));
-    for (let l = 1; l < 4; l++) body.push(...W.get(acc), ...W.lane(l), ...W.fadd);
-    body.push(...W.set(sum));
-    for (let j = 0; j < tail; j++) {
-      body.push(...W.get(sum), ...W.get(zb), ...W.f32load(16 * nv + 4 * j), ...W.get(m), ...X.fsub, ...sexp({ k: ek, r: er }), ...W.fadd, ...W.set(sum));
-    }
-    body.push(
-      ...W.get(mOut), ...W.get(p), ...W.i32(4), ...W.mul, ...W.add, ...W.get(m), ...W.f32store(0),
-      ...W.get(sOut), ...W.get(p), ...W.i32(4), ...W.mul, ...W.add, ...W.get(sum), ...W.f32store(0),
-    );
-    return {
-      name: 'stats',
-      params: [I32, I32, I32, I32],
-      locals: [[2, I32], [4, F32], [2 + EXP_CONST_COUNT + 2, V128]],
-      code: [...expConstants(el), ...forLoop(p, W.i32(0), W.get(P), body)],
-    };
+  // params 0-3; locals: p, zb (i32); m, sum, ek, er (f32); vm, acc (v128); exp consts + k, r (v128)
+  const [z, mOut, sOut, P] = [0, 1, 2, 3];
+  const [p, zb] = [4, 5];
+  const [m, sum, ek, er] = [6, 7, 8, 9];
+  const [vm, acc] = [10, 11];
+  const el = { consts: 12, k: 12 + EXP_CONST_COUNT, r: 13 + EXP_CONST_COUNT };
+  const body: Bytes = [...W.get(z), ...W.get(p), ...W.i32(rowBytes), ...W.mul, ...W.add, ...W.set(zb)];
+  if (nv > 0) {
+    body.push(...W.get(zb), ...W.vload(0), ...W.set(vm));
+    for (let v = 1; v < nv; v++) body.push(...W.get(vm), ...W.get(zb), ...W.vload(16 * v), ...W.vmax, ...W.set(vm));
+    body.push(...W.get(vm), ...W.lane(0));
+    for (let l = 1; l < 4; l++) body.push(...W.get(vm), ...W.lane(l), ...X.fmax);
+    body.push(...W.set(m));
+  } else {
+    body.push(...W.get(zb), ...W.f32load(0), ...W.set(m));
   }
+  for (let j = nv > 0 ? 0 : 1; j < tail; j++) body.push(...W.get(m), ...W.get(zb), ...W.f32load(16 * nv + 4 * j), ...X.fmax, ...W.set(m));
+  body.push(...W.get(m), ...W.fsplat, ...W.set(vm), ...X.vzero, ...W.set(acc));
+  for (let v = 0; v < nv; v++) {
+    body.push(...W.get(acc), ...W.get(zb), ...W.vload(16 * v), ...W.get(vm), ...W.vsub, ...vexp(el), ...W.vadd, ...W.set(acc));
+  }
+  body.push(...W.get(acc), ...W.lane(0));
+  for (let l = 1; l < 4; l++) body.push(...W.get(acc), ...W.lane(l), ...W.fadd);
+  body.push(...W.set(sum));
+  for (let j = 0; j < tail; j++) {
+    body.push(...W.get(sum), ...W.get(zb), ...W.f32load(16 * nv + 4 * j), ...W.get(m), ...X.fsub, ...sexp({ k: ek, r: er }), ...W.fadd, ...W.set(sum));
+  }
+  body.push(
+    ...W.get(mOut), ...W.get(p), ...W.i32(4), ...W.mul, ...W.add, ...W.get(m), ...W.f32store(0),
+    ...W.get(sOut), ...W.get(p), ...W.i32(4), ...W.mul, ...W.add, ...W.get(sum), ...W.f32store(0),
+  );
+  return {
+    name: 'stats',
+    params: [I32, I32, I32, I32],
+    locals: [[2, I32], [4, F32], [2 + EXP_CONST_COUNT + 2, V128]],
+    code: [...expConstants(el), ...forLoop(p, W.i32(0), W.get(P), body)],
+  };
 }
 
 /** grad(z, m, s, w, k, g, P, scale): g = scale * w * (exp(z - m) / s - onehot(k)). */
@@ -79,41 +77,39 @@ function gradFn(C: number): Fn {
   const nv = Math.floor(C / 4);
   const tail = C % 4;
   const rowBytes = C * 4;
-  {
-    const [z, mIn, sIn, wIn, kIn, g, P, scale] = [0, 1, 2, 3, 4, 5, 6, 7];
-    const [p, zb, gb, q] = [8, 9, 10, 11];
-    const [m, f, wq, ek, er] = [12, 13, 14, 15, 16];
-    const [vm, vf] = [17, 18];
-    const el = { consts: 19, k: 19 + EXP_CONST_COUNT, r: 20 + EXP_CONST_COUNT };
-    const body: Bytes = [
-      ...W.get(p), ...W.i32(rowBytes), ...W.mul, ...W.set(q),
-      ...W.get(z), ...W.get(q), ...W.add, ...W.set(zb),
-      ...W.get(g), ...W.get(q), ...W.add, ...W.set(gb),
-      ...W.get(p), ...W.i32(4), ...W.mul, ...W.set(q),
-      ...W.get(mIn), ...W.get(q), ...W.add, ...W.f32load(0), ...W.set(m),
-      ...W.get(wIn), ...W.get(q), ...W.add, ...W.f32load(0), ...W.get(scale), ...W.fmul, ...W.set(wq),
-      ...W.get(wq), ...W.get(sIn), ...W.get(q), ...W.add, ...W.f32load(0), ...W.fdiv, ...W.set(f),
-      ...W.get(m), ...W.fsplat, ...W.set(vm), ...W.get(f), ...W.fsplat, ...W.set(vf),
-    ];
-    for (let v = 0; v < nv; v++) {
-      body.push(...W.get(gb), ...W.get(zb), ...W.vload(16 * v), ...W.get(vm), ...W.vsub, ...vexp(el), ...W.get(vf), ...W.vmul, ...W.vstore(16 * v));
-    }
-    for (let j = 0; j < tail; j++) {
-      const off = 16 * nv + 4 * j;
-      body.push(...W.get(gb), ...W.get(zb), ...W.f32load(off), ...W.get(m), ...X.fsub, ...sexp({ k: ek, r: er }), ...W.get(f), ...W.fmul, ...W.f32store(off));
-    }
-    // g[label] -= w * scale
-    body.push(
-      ...W.get(gb), ...W.get(kIn), ...W.get(q), ...W.add, ...W.i32load(0), ...W.i32(4), ...W.mul, ...W.add, ...W.set(q),
-      ...W.get(q), ...W.get(q), ...W.f32load(0), ...W.get(wq), ...X.fsub, ...W.f32store(0),
-    );
-    return {
-      name: 'grad',
-      params: [I32, I32, I32, I32, I32, I32, I32, F32],
-      locals: [[4, I32], [5, F32], [2 + EXP_CONST_COUNT + 2, V128]],
-      code: [...expConstants(el), ...forLoop(p, W.i32(0), W.get(P), body)],
-    };
+  const [z, mIn, sIn, wIn, kIn, g, P, scale] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [p, zb, gb, q] = [8, 9, 10, 11];
+  const [m, f, wq, ek, er] = [12, 13, 14, 15, 16];
+  const [vm, vf] = [17, 18];
+  const el = { consts: 19, k: 19 + EXP_CONST_COUNT, r: 20 + EXP_CONST_COUNT };
+  const body: Bytes = [
+    ...W.get(p), ...W.i32(rowBytes), ...W.mul, ...W.set(q),
+    ...W.get(z), ...W.get(q), ...W.add, ...W.set(zb),
+    ...W.get(g), ...W.get(q), ...W.add, ...W.set(gb),
+    ...W.get(p), ...W.i32(4), ...W.mul, ...W.set(q),
+    ...W.get(mIn), ...W.get(q), ...W.add, ...W.f32load(0), ...W.set(m),
+    ...W.get(wIn), ...W.get(q), ...W.add, ...W.f32load(0), ...W.get(scale), ...W.fmul, ...W.set(wq),
+    ...W.get(wq), ...W.get(sIn), ...W.get(q), ...W.add, ...W.f32load(0), ...W.fdiv, ...W.set(f),
+    ...W.get(m), ...W.fsplat, ...W.set(vm), ...W.get(f), ...W.fsplat, ...W.set(vf),
+  ];
+  for (let v = 0; v < nv; v++) {
+    body.push(...W.get(gb), ...W.get(zb), ...W.vload(16 * v), ...W.get(vm), ...W.vsub, ...vexp(el), ...W.get(vf), ...W.vmul, ...W.vstore(16 * v));
   }
+  for (let j = 0; j < tail; j++) {
+    const off = 16 * nv + 4 * j;
+    body.push(...W.get(gb), ...W.get(zb), ...W.f32load(off), ...W.get(m), ...X.fsub, ...sexp({ k: ek, r: er }), ...W.get(f), ...W.fmul, ...W.f32store(off));
+  }
+  // g[label] -= w * scale
+  body.push(
+    ...W.get(gb), ...W.get(kIn), ...W.get(q), ...W.add, ...W.i32load(0), ...W.i32(4), ...W.mul, ...W.add, ...W.set(q),
+    ...W.get(q), ...W.get(q), ...W.f32load(0), ...W.get(wq), ...X.fsub, ...W.f32store(0),
+  );
+  return {
+    name: 'grad',
+    params: [I32, I32, I32, I32, I32, I32, I32, F32],
+    locals: [[4, I32], [5, F32], [2 + EXP_CONST_COUNT + 2, V128]],
+    code: [...expConstants(el), ...forLoop(p, W.i32(0), W.get(P), body)],
+  };
 }
 
 /** Per-pixel weight (0: no loss, no gradient), label clamped into [0, C), and the denominator. */
