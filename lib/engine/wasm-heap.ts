@@ -44,7 +44,7 @@ export function wasmSimdSupported(): boolean {
 /** Switch for tests and benches: false makes heapKernels answer undefined (the composed fallbacks run). */
 export const heapKernelOptions = { enabled: true };
 
-const compiled = new WeakMap<WebAssembly.Memory, Map<string, WebAssembly.Exports>>();
+const compiled = new WeakMap<WebAssembly.Memory, Map<string, WebAssembly.Exports | null>>();
 
 /**
  * The exports of the module `build()` emits, instantiated on the active tfjs-wasm memory (cached
@@ -60,12 +60,19 @@ export function heapKernels<T>(key: string, build: () => Fn[]): T | undefined {
     compiled.set(b.memory, byKey);
   }
   let instance = byKey.get(key);
-  if (!instance) {
-    const mod = new WebAssembly.Module(moduleBytes(build(), 1, MAX_PAGES, false));
-    instance = new WebAssembly.Instance(mod, { env: { mem: b.memory } }).exports;
+  if (instance === undefined) {
+    // tfjs-wasm's threaded build runs on a shared memory: the import must say so.
+    const shared = typeof SharedArrayBuffer !== 'undefined' && b.memory.buffer instanceof SharedArrayBuffer;
+    try {
+      const mod = new WebAssembly.Module(moduleBytes(build(), 1, MAX_PAGES, shared));
+      instance = new WebAssembly.Instance(mod, { env: { mem: b.memory } }).exports;
+    } catch {
+      // A memory this module cannot import: the composed kernels run instead (remembered).
+      instance = null;
+    }
     byKey.set(key, instance);
   }
-  return instance as unknown as T;
+  return (instance ?? undefined) as unknown as T | undefined;
 }
 
 /** Whether tensors can be read and written on the tfjs-wasm heap here (heapTensor, heapF32). */
