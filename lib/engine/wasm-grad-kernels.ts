@@ -31,7 +31,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { depthwiseFilterGradSimd, depthwiseInputGradSimd } from './depthwise-filter-grad';
-import { relu6GradSimd } from './elementwise-wasm';
+import { concatLastAxisSimd, relu6GradSimd, splitLastAxisSimd } from './elementwise-wasm';
 import { heapAvailable, heapF32, heapOffset, heapTensor } from './wasm-heap';
 import { pointwiseFilterGradSimd } from './pointwise-filter-grad';
 
@@ -452,6 +452,14 @@ function runReplaced(backend: string, name: string, inputs: Record<string, Tenso
   return tf.engine().makeTensorFromTensorInfo(out);
 }
 
+/** Runs the replaced kernel with several outputs on the active backend. */
+function runReplacedMany(backend: string, name: string, inputs: Record<string, Tensor>, attrs: tf.NamedAttrMap): Tensor[] {
+  const original = replacedKernels.get(`${backend}/${name}`);
+  if (!original) throw new Error(`no original ${name} kernel for backend ${backend}`);
+  const out = original.kernelFunc({ inputs, attrs, backend: tf.backend() }) as tf.TensorInfo[];
+  return out.map((o) => tf.engine().makeTensorFromTensorInfo(o));
+}
+
 /** Gradient kernels that are wrong on wasm and cpu alike. */
 function fixes(backend: string): tf.KernelConfig[] {
   return [
@@ -499,6 +507,21 @@ export const TRAINING_KERNELS: Record<string, tf.KernelConfig[]> = {
     config(tf.UnsortedSegmentSum, 'wasm', (i, a) =>
       unsortedSegmentSum(i.x, i.segmentIds, attrsOf<tf.UnsortedSegmentSumAttrs>(a).numSegments)),
     sharedIdentity(),
+    // Last-axis copies as SIMD moves (elementwise-wasm.ts), else wasm's own kernels.
+    config(tf.Concat, 'wasm', (i, a) => {
+      const xs = Object.keys(i).sort((p, q) => Number(p) - Number(q)).map((k) => i[k]);
+      const axis = attrsOf<tf.ConcatAttrs>(a).axis;
+      return concatLastAxisSimd(xs, axis) ?? runReplaced('wasm', tf.Concat, xs as unknown as Record<string, Tensor>, a);
+    }),
+    config(tf.SplitV, 'wasm', (i, a) => {
+      const { numOrSizeSplits, axis } = attrsOf<tf.SplitVAttrs>(a);
+      const x = i.x;
+      const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+      const sizes = typeof numOrSizeSplits === 'number'
+        ? Array(numOrSizeSplits).fill(x.shape[ax] / numOrSizeSplits) as number[]
+        : numOrSizeSplits.map((s) => (s === -1 ? x.shape[ax] - numOrSizeSplits.reduce((p, q) => p + (q === -1 ? 0 : q), 0) : s));
+      return (splitLastAxisSimd(x, sizes, ax) ?? runReplacedMany('wasm', tf.SplitV, i, a)) as unknown as Tensor;
+    }),
     ...fixes('wasm'),
   ],
   cpu: fixes('cpu'),

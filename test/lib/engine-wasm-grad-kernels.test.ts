@@ -106,10 +106,10 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
     registerTrainingKernels('wasm');
     assert.ok(trainingKernelsRegistered('wasm'));
     assert.deepEqual([...replacedKernels.keys()].filter((k) => k.startsWith('wasm/')).sort(),
-      ['wasm/AvgPoolGrad', 'wasm/Conv2DBackpropInput', 'wasm/Identity', 'wasm/ResizeBilinearGrad']);
+      ['wasm/AvgPoolGrad', 'wasm/Concat', 'wasm/Conv2DBackpropInput', 'wasm/Identity', 'wasm/ResizeBilinearGrad', 'wasm/SplitV']);
     assert.deepEqual(TRAINING_KERNELS.wasm.map((k) => k.kernelName).sort(), [
-      'AvgPoolGrad', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'Identity', 'ResizeBilinearGrad', 'UnsortedSegmentSum']);
+      'AvgPoolGrad', 'Concat', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
+      'DepthwiseConv2dNativeBackpropInput', 'Identity', 'ResizeBilinearGrad', 'SplitV', 'UnsortedSegmentSum']);
     assert.deepEqual(TRAINING_KERNELS.cpu.map((k) => k.kernelName).sort(), ['AvgPoolGrad', 'ResizeBilinearGrad']);
     assert.equal(tf.getKernel('Conv2DBackpropFilter', 'cpu')?.backendName, 'cpu', 'cpu keeps its own conv kernels');
   });
@@ -270,6 +270,30 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
     assert.deepEqual(Array.from(y.dataSync()), [1.5, -2, 3, 4]);
     tf.dispose([y, c, v, s, strings, zeros]);
     assert.equal(tf.memory().numBytes, bytes);
+  });
+
+  it('Concat and SplitV along the last axis (SIMD moves) equal the cpu backend; other axes and dtypes fall back', async () => {
+    const a = randomArray([2, 3, 5, 4], 21);
+    const b = randomArray([2, 3, 5, 7], 22);
+    const c = randomArray([2, 3, 5, 1], 23);
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const [ta, tb, tc] = [a, b, c].map((v) => tf.tensor(v.data, v.shape));
+        const cat = tf.concat([ta, tb, tc], 3);
+        const catInner = tf.concat([ta, ta], 1);
+        const parts = tf.split(cat, [5, 6, 1], -1);
+        const even = tf.split(tb, 7, 3);
+        const ints = tf.concat([tf.cast(ta, 'int32'), tf.cast(tc, 'int32')], 3);
+        return [cat, catInner, ...parts, ...even, ints].map((t) => ({ shape: t.shape, data: Float32Array.from(t.dataSync()) }));
+      });
+    };
+    const before = tf.memory().numTensors;
+    const got = await run('wasm');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    const want = await run('cpu');
+    await tf.setBackend('wasm');
+    got.forEach((g, i) => assert.deepEqual(g, want[i], `output ${i}`));
   });
 
   it('ReLU6 passes the gradient exactly where 0 < x < 6 (as PyTorch), as tfjs does elsewhere', () => {
