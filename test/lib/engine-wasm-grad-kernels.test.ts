@@ -226,6 +226,21 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
       });
     }
 
+    // Both forms of the filter gradient above 1x1: the convolution (8 images or more, under 128 input
+    // channels) and the im2col product (fewer images, or wider layers).
+    for (const [n, ci, stride, padName] of [[8, 6, 1, 'same'], [8, 6, 2, 'explicit asymmetric'], [9, 5, 1, 'valid'], [8, 128, 1, 'same'], [2, 6, 2, 'number 1']] as const) {
+      it(`Conv2DBackpropFilter 3x3: ${n} images, ${ci} input channels, stride ${stride}, pad ${padName}`, async () => {
+        const pad = PADS.find(([name]) => name === padName)![1];
+        const xs = [n, 9, 8, ci];
+        const fs = [3, 3, ci, 5];
+        const x = randomArray(xs, seed * 7);
+        const f = randomArray(fs, seed * 7 + 1);
+        const dy = randomArray(outShape(xs, fs, stride, 1, pad, false), seed++ * 7 + 2);
+        const got = await runOn('wasm', 'Conv2DBackpropFilter', { x, dy }, { strides: stride, pad, filterShape: fs });
+        assertClose(got, bruteGrads(false, x, f, dy, stride, 1, pad).dw, `filter grad ${xs} (brute force)`);
+      });
+    }
+
     it('Conv2DBackpropFilter on a large layer (an 11x11 kernel)', async () => {
       const xs = [2, 33, 33, 64];
       const fs = [11, 11, 64, 2];
