@@ -24,6 +24,8 @@ export class KernelProfile {
   private childMs = 0;
   private readonly stack: string[] = [];
   enabled = false;
+  /** Name rows by the kernels' input shapes too (BENCH_SHAPES=1 in bench/train-profile). */
+  byShape = false;
 
   constructor(backend = tf.getBackend()) {
     for (const k of tf.getKernelsForBackend(backend)) {
@@ -42,7 +44,8 @@ export class KernelProfile {
           this.stack.pop();
           const total = performance.now() - t0;
           // A kernel run inside another is named after its caller too ("Conv2DBackpropFilter>MatMul").
-          const name = this.stack.length ? `${this.stack[this.stack.length - 1]}>${k.kernelName}` : k.kernelName;
+          let name = this.stack.length ? `${this.stack[this.stack.length - 1]}>${k.kernelName}` : k.kernelName;
+          if (this.byShape) name += ' ' + Object.values(args.inputs).map((t) => `[${(t as tf.TensorInfo | undefined)?.shape ?? ''}]`).join('');
           const key = `${this.phase}/${name}`;
           const row = this.rows.get(key) ?? { phase: this.phase, kernel: name, calls: 0, selfMs: 0 };
           row.calls++;
@@ -87,7 +90,7 @@ export class KernelProfile {
     lines.push('', 'top kernels (self time)    phase      calls   ms    % of total');
     const rows = [...this.rows.values()].sort((a, b) => b.selfMs - a.selfMs).slice(0, top);
     for (const r of rows) {
-      lines.push(`${r.kernel.padEnd(50)} ${r.phase.padEnd(9)} ${(r.calls / divideBy).toFixed(0).padStart(6)} ${(r.selfMs / divideBy).toFixed(1).padStart(8)} ${((100 * r.selfMs) / total).toFixed(1).padStart(6)}`);
+      lines.push(`${r.kernel.padEnd(this.byShape ? 90 : 50)} ${r.phase.padEnd(9)} ${(r.calls / divideBy).toFixed(0).padStart(6)} ${(r.selfMs / divideBy).toFixed(1).padStart(8)} ${((100 * r.selfMs) / total).toFixed(1).padStart(6)}`);
     }
     return lines.join('\n');
   }

@@ -4,7 +4,7 @@
  * the network and crop of bench/train.ts. Wasm kernels are synchronous, so a timer around each
  * kernel is exact. Prints the per-step average over BENCH_STEPS steps after one warm-up step.
  * Options (env): as bench/train.ts (BENCH_STEPS 2, BENCH_CROP 129, BENCH_BATCH 8, BENCH_ITER 1,
- * BENCH_WIDTH 0.25, BENCH_VARIANT, BENCH_BACKBONE), BENCH_TOP (25 rows).
+ * BENCH_WIDTH 0.25, BENCH_VARIANT, BENCH_BACKBONE), BENCH_TOP (25 rows), BENCH_SHAPES=1 (rows per input shape).
  */
 import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
@@ -34,6 +34,7 @@ async function main(): Promise<void> {
   });
   const t = await Trainer.create(cfg);
   const prof = new KernelProfile(backend);
+  prof.byShape = process.env.BENCH_SHAPES === '1';
   t.onPhase = (p) => prof.setPhase(p);
   const x = tf.tidy(() => normalize(tf.randomUniform([batch, crop, crop, 3], 0, 255) as tf.Tensor4D, cfg.model.preprocessing));
   try {

@@ -16,6 +16,8 @@
  * The forward keeps x and the statistics only (no normalised copy).
  */
 import * as tf from '@tensorflow/tfjs';
+import { BnKernels, bnKernels } from './batch-norm-wasm';
+import { heapF32, heapOffset, heapTensor } from './wasm-heap';
 
 /**
  * Per-channel scale and offset, x * scale + offset, as a 1x1 depthwise convolution with a bias:
@@ -41,6 +43,8 @@ export interface BatchMoments {
   mean: tf.Tensor1D;
   /** Biased (divided by P), as tf.moments and the BN of the forward pass. */
   variance: tf.Tensor1D;
+  /** The same on the host, where the statistics were computed there (no read-back needed). */
+  host?: { mean: Float64Array; variance: Float64Array };
 }
 
 /**
@@ -54,6 +58,8 @@ export function batchNormTraining(
   const [n, h, w, c] = x.shape;
   const p = n * h * w;
   if (p === 0) throw new Error('batch normalisation of an empty batch');
+  const kernels = c % 4 === 0 ? bnKernels() : undefined;
+  if (kernels) return batchNormOnHeap(kernels, x, gamma, beta, eps, onMoments);
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [x4, g, b, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
     const mean = channelSums(x4, 1 / p);
@@ -86,7 +92,92 @@ export function batchNormTraining(
 }
 
 /**
+ * batchNormTraining on tfjs-wasm with our SIMD kernels (batch-norm-wasm): the same formulas, the
+ * per-channel arithmetic in JavaScript (float64) on values read straight off the heap, the
+ * statistics two-pass (mean, then the centred moments) as the composed form.
+ */
+function batchNormOnHeap(
+  k: BnKernels, x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number, onMoments?: (m: BatchMoments) => void,
+): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  const p = n * h * w;
+  const rows = n * h;
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [x4, g, b, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const y = heapTensor<tf.Rank.R4>(x4.shape);
+    const scratch = heapTensor<tf.Rank.R1>([8 * c]);
+    const mean = new Float64Array(c);
+    const variance = new Float64Array(c);
+    const rstd = new Float64Array(c);
+    try {
+      const so = heapOffset(scratch);
+      const sv = heapF32(so, 8 * c);
+      sv.fill(0, 0, c);
+      k.moments(heapOffset(x4), so, rows, w, c);
+      for (let i = 0; i < c; i++) mean[i] = sv[c + i] / p;
+      for (let i = 0; i < c; i++) sv[i] = mean[i];
+      k.moments(heapOffset(x4), so, rows, w, c);
+      const gv = heapF32(heapOffset(g), c);
+      const bv = heapF32(heapOffset(b), c);
+      for (let i = 0; i < c; i++) {
+        // The centred sum corrects for the float32 rounding of the mean.
+        const d = sv[c + i] / p;
+        mean[i] = sv[i] + d;
+        variance[i] = Math.max(0, sv[2 * c + i] / p - d * d);
+        rstd[i] = 1 / Math.sqrt(variance[i] + eps);
+        const a = gv[i] * rstd[i];
+        sv[5 * c + i] = a;
+        sv[6 * c + i] = bv[i] - mean[i] * a;
+      }
+      k.affine(heapOffset(x4), so, heapOffset(y), p, c);
+    } finally {
+      scratch.dispose();
+    }
+    save([x4, g]);
+    onMoments?.({ mean: tf.keep(tf.tensor1d(Float32Array.from(mean))), variance: tf.keep(tf.tensor1d(Float32Array.from(variance))), host: { mean, variance } });
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, gs] = saved as [tf.Tensor4D, tf.Tensor1D];
+        const dx = heapTensor<tf.Rank.R4>(xs.shape);
+        const s2 = heapTensor<tf.Rank.R1>([8 * c]);
+        const dGamma = new Float32Array(c);
+        const dBeta = new Float32Array(c);
+        try {
+          const so = heapOffset(s2);
+          const sv = heapF32(so, 8 * c);
+          for (let i = 0; i < c; i++) sv[i] = mean[i];
+          k.dstats(heapOffset(dy), heapOffset(xs), so, rows, w, c);
+          const gv = heapF32(heapOffset(gs), c);
+          // dBeta = sum dy, dGamma = rstd * sum dy * (x - mean); dx = a*dy + kx*x + k0 (see batchNormTraining).
+          for (let i = 0; i < c; i++) {
+            const db = sv[c + i];
+            const dg = rstd[i] * (sv[2 * c + i] - (mean[i] - sv[i]) * db);
+            dBeta[i] = db;
+            dGamma[i] = dg;
+            const ga = gv[i] * rstd[i];
+            const kx = (-ga * rstd[i] * dg) / p;
+            sv[5 * c + i] = ga;
+            sv[6 * c + i] = kx;
+            sv[7 * c + i] = (-ga * db) / p - kx * mean[i];
+          }
+          k.affine2(heapOffset(dy), heapOffset(xs), so, heapOffset(dx), p, c);
+        } finally {
+          s2.dispose();
+        }
+        return [dx, tf.tensor1d(dGamma), tf.tensor1d(dBeta)];
+      },
+    };
+  });
+  return op(x, gamma, beta) as tf.Tensor4D;
+}
+
+/**
  * Switches for the fused training ops, so tests and bench/train-profile can run the composed
  * tfjs formulation they replace in the same process (gradients before/after, A/B timing).
  */
-export const trainingOps = { fusedBatchNorm: true };
+export const trainingOps = {
+  fusedBatchNorm: true,
+  /** The loss's softmax cross entropy and its gradient in one pass on the host (wasm, cpu). */
+  fusedSoftmaxCrossEntropy: true,
+};

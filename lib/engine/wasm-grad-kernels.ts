@@ -5,14 +5,17 @@
  * BatchToSpaceND); the floating-point work equals the forward convolution's.
  *
  * - Conv2DBackpropFilter: for kernels above 1x1, one convolution of the input (batch as
- *   channels) by dy as the filter (forward stride as dilation); for 1x1, the channel-major
- *   input times dy, one plain MatMul (MatMul with transposeA is ~6x slower on wasm).
+ *   channels) by dy as the filter (forward stride as dilation); for 1x1 stride 1, our
+ *   WebAssembly SIMD kernel (pointwise-filter-grad.ts), else the channel-major input times dy,
+ *   one plain MatMul (MatMul with transposeA is ~6x slower on wasm).
  * - Conv2DBackpropInput: wasm has it, but as a naive loop ~15x slower than the forward
  *   conv; replaced by a polyphase formulation: one stride-1 conv per output phase with the
  *   matching taps of the rotated filter, interleaved by rank-4 transposes (no zero insertion).
- * - DepthwiseConv2dNativeBackpropInput: the same polyphase scheme with depthwise convs.
- * - DepthwiseConv2dNativeBackpropFilter: a depthwise conv of the input with dy as the
- *   filter (batch folded into channels; forward stride becomes the filter dilation).
+ * - DepthwiseConv2dNativeBackpropInput: our WebAssembly SIMD kernel (depthwise-filter-grad.ts),
+ *   else the same polyphase scheme with depthwise convs.
+ * - DepthwiseConv2dNativeBackpropFilter: our WebAssembly SIMD kernel (depthwise-filter-grad.ts);
+ *   where it does not apply, a depthwise conv of the input with dy as the filter (batch folded
+ *   into channels; forward stride becomes the filter dilation).
  * - UnsortedSegmentSum (the gradient of gather): a scatter-add over the data.
  *
  * Two gradient kernels are wrong in tfjs 4.22 on wasm and cpu alike (measured against
@@ -27,6 +30,10 @@
  * as its output, and tf.tidy frees the intermediates.
  */
 import * as tf from '@tensorflow/tfjs';
+import { depthwiseFilterGradSimd, depthwiseInputGradSimd } from './depthwise-filter-grad';
+import { concatLastAxisSimd, relu6GradSimd, splitLastAxisSimd } from './elementwise-wasm';
+import { heapAvailable, heapF32, heapOffset, heapTensor } from './wasm-heap';
+import { pointwiseFilterGradSimd } from './pointwise-filter-grad';
 
 type Tensor = tf.Tensor;
 type Tensor4D = tf.Tensor4D;
@@ -120,6 +127,7 @@ function backpropInputByPhases(
   info: tf.backend_util.Conv2DInfo,
   outChannels: number,
   phaseConv: (win: Tensor4D, taps: Tensor4D, dilation: [number, number]) => Tensor4D,
+  rotatedTaps?: (ry: number, rx: number) => Tensor4D | undefined,
 ): Tensor4D {
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   if ((sh > 1 && dh > 1) || (sw > 1 && dw > 1)) {
@@ -139,8 +147,8 @@ function backpropInputByPhases(
         phases.push(tf.zeros([n, ph.count, pw.count, outChannels]));
         continue;
       }
-      const taps = fh === 1 && fw === 1 ? filter
-        : tf.reverse(tf.stridedSlice(filter, [ry, rx, 0, 0], [fh, fw, fc, fm], [sh, sw, 1, 1]), [0, 1]) as Tensor4D;
+      const taps = rotatedTaps?.(ry, rx) ?? (fh === 1 && fw === 1 ? filter
+        : tf.reverse(tf.stridedSlice(filter, [ry, rx, 0, 0], [fh, fw, fc, fm], [sh, sw, 1, 1]), [0, 1]) as Tensor4D);
       const win = window(dy, [
         [1, ph.q0 - (mh - 1) * dh, ph.count + (mh - 1) * dh],
         [2, pw.q0 - (mw - 1) * dw, pw.count + (mw - 1) * dw],
@@ -203,7 +211,15 @@ function conv2dBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.Conv2DBackpro
   const { strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
   const n = x.shape[0];
   const p = n * ho * wo;
-  if (fh * fw > 1) return filterGradByConv(x, dy, info);
+  // The convolution form has the batch as its channels: XNNPACK runs it well from 8 images and
+  // narrow layers; below 8 images, or from 128 input channels, the im2col product was faster
+  // (measured on v3+'s decoder: batch 2 at 81x81 76->64 ~15 %, 304->256 ~30 %; batch 8 at 33x33
+  // 76->64 the convolution ~20 % faster, 304->256 ~10 % slower).
+  if (fh * fw > 1 && n >= 8 && ci < 128) return filterGradByConv(x, dy, info);
+  if (sh === 1 && sw === 1 && info.padInfo.top === 0 && info.padInfo.left === 0 && ho === x.shape[1] && wo === x.shape[2]) {
+    const simd = pointwiseFilterGradSimd(x, dy);
+    if (simd) return simd;
+  }
   // Channel-major input: each tap's slice reshapes straight into rows of the transposed im2col.
   const xt = tf.transpose(x, [3, 0, 1, 2]);
   // The window's extent rounded up to whole strides (the extra zeros are read by no tap).
@@ -253,9 +269,37 @@ function conv2dBackpropInput(dy: Tensor4D, filter: Tensor4D, attrs: tf.Conv2DBac
   expectNHWC('Conv2DBackpropInput', attrs.dataFormat);
   const info = tf.backend_util.computeConv2DInfo(
     attrs.inputShape, filter.shape, attrs.strides, 1, attrs.pad as Pad, attrs.dimRoundingMode as Rounding, false);
+  const onHeap = heapAvailable();
   return backpropInputByPhases(dy, filter, info, info.inChannels, (win, taps, dilation) =>
     // dx correlates dy with the filter's taps rotated and its in/out channels swapped.
-    tf.conv2d(win, tf.transpose(taps, [0, 1, 3, 2]), 1, 'valid', 'NHWC', dilation));
+    tf.conv2d(win, onHeap ? taps : tf.transpose(taps, [0, 1, 3, 2]), 1, 'valid', 'NHWC', dilation),
+  onHeap ? (ry, rx) => rotatedSwappedTaps(filter, ry, rx, info.strideHeight, info.strideWidth) : undefined);
+}
+
+/**
+ * The taps of stride phase (ry, rx), rotated by 180 degrees, with in and out channels swapped
+ * ([mh, mw, co, ci]), copied in JavaScript on tfjs-wasm's heap: wasm's Reverse is a generic
+ * loop (~80 ms for a 3x3 320->256 filter, measured) and the swap a Transpose more.
+ */
+function rotatedSwappedTaps(filter: Tensor4D, ry: number, rx: number, sh: number, sw: number): Tensor4D {
+  const [fh, fw, ci, co] = filter.shape;
+  const mh = Math.ceil((fh - ry) / sh);
+  const mw = Math.ceil((fw - rx) / sw);
+  const out = heapTensor<tf.Rank.R4>([mh, mw, co, ci]);
+  const src = heapF32(heapOffset(filter), filter.size);
+  const dst = heapF32(heapOffset(out), out.size);
+  for (let a = 0; a < mh; a++) {
+    for (let b = 0; b < mw; b++) {
+      // rotated tap (a, b) is the phase's tap (mh - 1 - a, mw - 1 - b)
+      const from = (((ry + (mh - 1 - a) * sh) * fw + rx + (mw - 1 - b) * sw) * ci) * co;
+      const to = ((a * mw + b) * co) * ci;
+      for (let i = 0; i < ci; i++) {
+        const row = from + i * co;
+        for (let o = 0; o < co; o++) dst[to + o * ci + i] = src[row + o];
+      }
+    }
+  }
+  return out;
 }
 
 // ---- DepthwiseConv2dNativeBackpropInput -----------------------------------------------
@@ -265,6 +309,8 @@ function depthwiseBackpropInput(dy: Tensor4D, filter: Tensor4D, attrs: tf.Depthw
     attrs.inputShape, filter.shape, attrs.strides, pair(attrs.dilations), attrs.pad as Pad,
     attrs.dimRoundingMode as Rounding, true);
   const [, , c, m] = filter.shape;
+  const simd = depthwiseInputGradSimd(dy, filter, info);
+  if (simd) return simd;
   return backpropInputByPhases(dy, filter, info, c, (win, taps, dilation) => {
     // Each of the c*m dy channels is convolved with its own tap, then the m multipliers summed.
     const [kh, kw] = taps.shape;
@@ -282,6 +328,8 @@ function depthwiseBackpropFilter(x: Tensor4D, dy: Tensor4D, attrs: tf.DepthwiseC
     x.shape, attrs.filterShape, attrs.strides, pair(attrs.dilations), attrs.pad as Pad,
     attrs.dimRoundingMode as Rounding, true);
   const [fh, fw, c, m] = attrs.filterShape;
+  const simd = depthwiseFilterGradSimd(x, dy, info, m);
+  if (simd) return simd;
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, outHeight: ho, outWidth: wo } = info;
   if ((sh > 1 || sw > 1) && (dh > 1 || dw > 1)) {
     throw new Error(`DepthwiseConv2dNativeBackpropFilter: stride ${sh}x${sw} together with dilation ${dh}x${dw} is not supported`);
@@ -408,6 +456,14 @@ function runReplaced(backend: string, name: string, inputs: Record<string, Tenso
   return tf.engine().makeTensorFromTensorInfo(out);
 }
 
+/** Runs the replaced kernel with several outputs on the active backend. */
+function runReplacedMany(backend: string, name: string, inputs: Record<string, Tensor>, attrs: tf.NamedAttrMap): Tensor[] {
+  const original = replacedKernels.get(`${backend}/${name}`);
+  if (!original) throw new Error(`no original ${name} kernel for backend ${backend}`);
+  const out = original.kernelFunc({ inputs, attrs, backend: tf.backend() }) as tf.TensorInfo[];
+  return out.map((o) => tf.engine().makeTensorFromTensorInfo(o));
+}
+
 /** Gradient kernels that are wrong on wasm and cpu alike. */
 function fixes(backend: string): tf.KernelConfig[] {
   return [
@@ -455,6 +511,21 @@ export const TRAINING_KERNELS: Record<string, tf.KernelConfig[]> = {
     config(tf.UnsortedSegmentSum, 'wasm', (i, a) =>
       unsortedSegmentSum(i.x, i.segmentIds, attrsOf<tf.UnsortedSegmentSumAttrs>(a).numSegments)),
     sharedIdentity(),
+    // Last-axis copies as SIMD moves (elementwise-wasm.ts), else wasm's own kernels.
+    config(tf.Concat, 'wasm', (i, a) => {
+      const xs = Object.keys(i).sort((p, q) => Number(p) - Number(q)).map((k) => i[k]);
+      const axis = attrsOf<tf.ConcatAttrs>(a).axis;
+      return concatLastAxisSimd(xs, axis) ?? runReplaced('wasm', tf.Concat, xs as unknown as Record<string, Tensor>, a);
+    }),
+    config(tf.SplitV, 'wasm', (i, a) => {
+      const { numOrSizeSplits, axis } = attrsOf<tf.SplitVAttrs>(a);
+      const x = i.x;
+      const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+      const sizes = typeof numOrSizeSplits === 'number'
+        ? Array(numOrSizeSplits).fill(x.shape[ax] / numOrSizeSplits) as number[]
+        : numOrSizeSplits.map((s) => (s === -1 ? x.shape[ax] - numOrSizeSplits.reduce((p, q) => p + (q === -1 ? 0 : q), 0) : s));
+      return (splitLastAxisSimd(x, sizes, ax) ?? runReplacedMany('wasm', tf.SplitV, i, a)) as unknown as Tensor;
+    }),
     ...fixes('wasm'),
   ],
   cpu: fixes('cpu'),
@@ -471,7 +542,8 @@ export const RELU6_GRADIENT: tf.GradConfig = {
   inputsToSave: ['x'],
   gradFunc: (dy, saved) => {
     const [x] = saved;
-    return { x: () => tf.mul(dy as Tensor, tf.step(tf.mul(x, tf.sub(6, x)))) };
+    // On wasm one SIMD pass (elementwise-wasm.ts).
+    return { x: () => relu6GradSimd(dy as Tensor, x) ?? tf.mul(dy as Tensor, tf.step(tf.mul(x, tf.sub(6, x)))) };
   },
 };
 

@@ -161,7 +161,17 @@ export class BatchNorm {
     );
     if (trainingOps.fusedBatchNorm) {
       return batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.eps, (s) => {
-        tf.tidy(() => record(s.mean, s.variance));
+        if (s.host && ctx.statUpdates) {
+          // Statistics already on the host (wasm): the running averages in JS, no kernels.
+          const host = s.host;
+          const blend = (running: tf.Variable, batch: Float64Array) => {
+            const r = running.dataSync();
+            return tf.keep(tf.tensor1d(Float32Array.from(batch, (v, i) => r[i] * (1 - m) + v * m)));
+          };
+          ctx.statUpdates.push({ variable: this.mean, value: blend(this.mean, host.mean) }, { variable: this.variance, value: blend(this.variance, host.variance) });
+        } else {
+          tf.tidy(() => record(s.mean, s.variance));
+        }
         tf.dispose([s.mean, s.variance]);
       });
     }

@@ -179,10 +179,11 @@ export interface Fn {
   results?: number[];
 }
 
-export function moduleBytes(fns: Fn[], pages: number, maxPages: number): Uint8Array<ArrayBuffer> {
+/** A module of `fns` importing env.mem: a shared memory by default, else a plain one (as tfjs-wasm's). */
+export function moduleBytes(fns: Fn[], pages: number, maxPages: number, shared = true): Uint8Array<ArrayBuffer> {
   const section = (id: number, body: Bytes): Bytes => [id, ...u32(body.length), ...body];
   const types = vec(fns.map((f) => [0x60, ...vec(f.params.map((p) => [p])), ...vec((f.results ?? []).map((r) => [r]))]));
-  const imports = vec([[...name('env'), ...name('mem'), 0x02, 0x03, ...u32(pages), ...u32(maxPages)]]);
+  const imports = vec([[...name('env'), ...name('mem'), 0x02, shared ? 0x03 : 0x01, ...u32(pages), ...u32(maxPages)]]);
   const funcs = vec(fns.map((_, i) => u32(i)));
   const exportSection = vec(fns.map((f, i) => [...name(f.name), 0x00, ...u32(i)]));
   const bodies = vec(fns.map((f) => {

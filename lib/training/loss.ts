@@ -8,6 +8,8 @@
  * element-wise max of the three (upsampled to scale 1), each with its own loss, summed.
  */
 import * as tf from '@tensorflow/tfjs';
+import { trainingOps } from '../engine/batch-norm';
+import { softmaxCrossEntropy } from '../engine/softmax-ce';
 import { upsample } from '../models/layers';
 
 export const IGNORE = 255;
@@ -29,6 +31,20 @@ export function crossEntropy(logits: tf.Tensor4D, labels: tf.Tensor3D, ignore = 
     // An all-void batch contributes zero loss (and zero gradient), not NaN.
     return tf.div(tf.sum(tf.mul(nll, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
   });
+}
+
+/**
+ * crossEntropy as one op on the host backends (lib/engine/softmax-ce: WebAssembly SIMD on wasm),
+ * its gradient computed there too. Labels: one per pixel (N*h*w), as JS numbers.
+ */
+export function fusedCrossEntropy(logits: tf.Tensor4D, labels: ArrayLike<number>, ignore = IGNORE, classWeights?: ArrayLike<number>): tf.Scalar {
+  return softmaxCrossEntropy(logits, labels, ignore, classWeights);
+}
+
+/** Whether crossEntropy runs fused (fusedCrossEntropy) on the active backend. */
+export function usesFusedCrossEntropy(): boolean {
+  const b = tf.getBackend();
+  return trainingOps.fusedSoftmaxCrossEntropy && (b === 'wasm' || b === 'cpu');
 }
 
 /**
@@ -90,9 +106,11 @@ export function segmentationLoss(logits: tf.Tensor4D, labels: LabelBatch, g: Los
     const [n, h, w] = logits.shape;
     if (g.at === 'labels') {
       const small = resizeLabelsNearest(labels.data, n, labels.height, labels.width, h, w);
+      if (usesFusedCrossEntropy()) return fusedCrossEntropy(logits, small, IGNORE, g.classWeights);
       return crossEntropy(logits, tf.tensor3d(small, [n, h, w], 'int32'), IGNORE, g.classWeights);
     }
     const up = upsample(logits, labels.height, labels.width, g.alignCorners);
+    if (usesFusedCrossEntropy()) return fusedCrossEntropy(up, labels.data, IGNORE, g.classWeights);
     return crossEntropy(up, tf.tensor3d(labels.data, [n, labels.height, labels.width], 'int32'), IGNORE, g.classWeights);
   });
 }

@@ -12,6 +12,7 @@
  * BN scale/shift without weight decay unless bnDecay.
  */
 import * as tf from '@tensorflow/tfjs';
+import { adamStepSimd, sgdStepSimd } from '../engine/optimizer-wasm';
 import { TrainConfig } from './config';
 
 /**
@@ -138,12 +139,23 @@ export class Adam implements Optimizer {
       if (!g) continue;
       const m = this.buffers.get(p.name);
       const v = this.buffers.get(p.name + '#v');
+      const rate = lr * p.lrMult;
+      // On wasm one SIMD pass per parameter (lib/engine/optimizer-wasm).
+      const fused = adamStepSimd(p.variable, g, m, v, {
+        beta1: this.beta1, beta2: this.beta2, a: rate / c1, b: 1 / c2, epsilon: this.epsilon, lrwd: rate * this.weightDecay * p.decayMult,
+      });
+      if (fused) {
+        p.variable.assign(fused[0]);
+        m.assign(fused[1]);
+        v.assign(fused[2]);
+        tf.dispose(fused);
+        continue;
+      }
       tf.tidy(() => {
         const mNext = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
         const vNext = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
         m.assign(mNext);
         v.assign(vNext);
-        const rate = lr * p.lrMult;
         let update = tf.div(tf.mul(mNext, rate / c1), tf.add(tf.sqrt(tf.div(vNext, c2)), this.epsilon));
         const wd = this.weightDecay * p.decayMult;
         if (wd > 0) update = tf.add(update, tf.mul(p.variable, rate * wd));
@@ -180,6 +192,13 @@ export class SgdMomentum implements Optimizer {
       const g = grads.get(p.name);
       if (!g) continue;
       const buf = this.buffers.get(p.name)!;
+      const fused = sgdStepSimd(p.variable, g, buf, lr * p.lrMult, this.momentum, this.weightDecay * p.decayMult);
+      if (fused) {
+        p.variable.assign(fused[0]);
+        buf.assign(fused[1]);
+        tf.dispose(fused);
+        continue;
+      }
       tf.tidy(() => {
         const wd = this.weightDecay * p.decayMult;
         const d = wd > 0 ? tf.add(g, tf.mul(p.variable, wd)) : g;

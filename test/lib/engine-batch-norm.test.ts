@@ -63,6 +63,10 @@ for (const backend of ['wasm', 'cpu']) {
       [[3, 4, 6, 17], 1e-3, 1e-6],
       [[1, 9, 1, 8], 1e-5, 1e-6],
       [[4, 8, 8, 1], 1e-5, 1e-6],
+      // Channels in multiples of 4: our SIMD kernels on wasm (batch-norm-wasm).
+      [[2, 5, 7, 8], 1e-5, 1e-6],
+      [[3, 11, 6, 16], 1e-3, 1e-6],
+      [[8, 17, 17, 12], 1e-5, 1e-6],
     ];
     for (const [shape, eps, dxFloor] of shapes) {
       it(`matches tf.moments + tf.batchNorm and their gradients for [${shape}]`, () => {
@@ -77,9 +81,9 @@ for (const backend of ['wasm', 'cpu']) {
       });
     }
 
-    it('hands out the batch statistics tf.moments computes', () => {
+    for (const channels of [6, 8]) it(`hands out the batch statistics tf.moments computes (${channels} channels)`, () => {
       tf.tidy(() => {
-        const x = tf.add(randomTensor([2, 3, 5, 6], 3), 4) as tf.Tensor4D;
+        const x = tf.add(randomTensor([2, 3, 5, channels], 3), 4) as tf.Tensor4D;
         const c = x.shape[3];
         let got: { mean: tf.Tensor1D; variance: tf.Tensor1D } | undefined;
         batchNormTraining(x, tf.ones([c]), tf.zeros([c]), 1e-5, (m) => { got = m; });
@@ -90,8 +94,8 @@ for (const backend of ['wasm', 'cpu']) {
       });
     });
 
-    it('agrees with finite differences', () => {
-      const xs = [randomTensor([2, 3, 3, 2], 5, -2, 2), randomTensor([2], 6, 0.5, 1.5), randomTensor([2], 7)];
+    for (const c of [2, 4]) it(`agrees with finite differences (${c} channels)`, () => {
+      const xs = [randomTensor([2, 3, 3, c], 5, -2, 2), randomTensor([c], 6, 0.5, 1.5), randomTensor([c], 7)];
       try {
         assertGradients((x, g, b) => batchNormTraining(x as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3), xs,
           { label: 'batchNormTraining', tolerance: 2e-3, epsilon: 1e-2 });

@@ -5,6 +5,7 @@ import {
   registerTrainingKernels, registerWasmGradKernels, replacedKernels, trainingKernelsRegistered, TRAINING_KERNELS,
 } from '../../lib/engine/wasm-grad-kernels';
 import { assertGradients, randomTensor } from '../../lib/engine/gradcheck';
+import { pointwiseOptions } from '../../lib/engine/pointwise-filter-grad';
 import { seededRandom } from '../../lib/runtime/random';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -105,10 +106,10 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
     registerTrainingKernels('wasm');
     assert.ok(trainingKernelsRegistered('wasm'));
     assert.deepEqual([...replacedKernels.keys()].filter((k) => k.startsWith('wasm/')).sort(),
-      ['wasm/AvgPoolGrad', 'wasm/Conv2DBackpropInput', 'wasm/Identity', 'wasm/ResizeBilinearGrad']);
+      ['wasm/AvgPoolGrad', 'wasm/Concat', 'wasm/Conv2DBackpropInput', 'wasm/Identity', 'wasm/ResizeBilinearGrad', 'wasm/SplitV']);
     assert.deepEqual(TRAINING_KERNELS.wasm.map((k) => k.kernelName).sort(), [
-      'AvgPoolGrad', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'Identity', 'ResizeBilinearGrad', 'UnsortedSegmentSum']);
+      'AvgPoolGrad', 'Concat', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
+      'DepthwiseConv2dNativeBackpropInput', 'Identity', 'ResizeBilinearGrad', 'SplitV', 'UnsortedSegmentSum']);
     assert.deepEqual(TRAINING_KERNELS.cpu.map((k) => k.kernelName).sort(), ['AvgPoolGrad', 'ResizeBilinearGrad']);
     assert.equal(tf.getKernel('Conv2DBackpropFilter', 'cpu')?.backendName, 'cpu', 'cpu keeps its own conv kernels');
   });
@@ -177,6 +178,69 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
       }
     }
 
+    // Our SIMD depthwise filter and input gradients (depthwise-filter-grad.ts) run for channels in multiples of 4,
+    // multiplier 1: every stride/dilation/padding, and both at once (the composed fallback has no such case).
+    for (const k of [3, 5]) {
+      for (const [stride, dilation] of [[1, 1], [2, 1], [1, 2], [1, 4], [2, 2]]) {
+        for (const [padName, pad] of PADS) {
+          it(`DepthwiseConv2dNative backprop, SIMD kernels: ${k}x${k}, stride ${stride}, dilation ${dilation}, pad ${padName}`, async () => {
+            const rnd = seededRandom(seed++);
+            const n = 1 + Math.floor(rnd() * 3);
+            const h = 4 + (k - 1) * dilation + Math.floor(rnd() * 6);
+            const w = 4 + (k - 1) * dilation + Math.floor(rnd() * 6);
+            const c = 4 * (1 + Math.floor(rnd() * 3));
+            const xs = [n, h, w, c];
+            const fs = [k, k, c, 1];
+            const x = randomArray(xs, seed * 7);
+            const f = randomArray(fs, seed * 7 + 1);
+            const dy = randomArray(outShape(xs, fs, stride, dilation, pad, true), seed * 7 + 2);
+            const fAttrs = { strides: stride, dilations: dilation, pad, filterShape: fs };
+            const before = tf.memory().numTensors;
+            const gotW = await runOn('wasm', 'DepthwiseConv2dNativeBackpropFilter', { x, dy }, fAttrs);
+            const gotX = await runOn('wasm', 'DepthwiseConv2dNativeBackpropInput', { dy, filter: f }, { strides: stride, dilations: dilation, pad, inputShape: xs });
+            assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+            const ref = bruteGrads(true, x, f, dy, stride, dilation, pad);
+            assertClose(gotW, ref.dw, `filter grad ${xs} (brute force)`);
+            assertClose(gotX, ref.dx, `input grad ${xs} (brute force)`);
+          });
+        }
+      }
+    }
+
+    // Our SIMD 1x1 filter gradient (pointwise-filter-grad.ts): channels in multiples of 4, with and
+    // without the 4-channel tail tile, pixel counts across chunk boundaries.
+    for (const [n, h, w, ci, co, chunkBytes] of [[1, 1, 1, 4, 4, 0], [2, 5, 7, 8, 12, 0], [3, 9, 11, 12, 8, 700], [1, 33, 35, 4, 20, 96], [2, 13, 3, 40, 36, 5000]]) {
+      it(`Conv2DBackpropFilter, SIMD kernel: 1x1, x [${n},${h},${w},${ci}], ${co} outputs${chunkBytes ? `, chunks of ${chunkBytes} bytes` : ''}`, async () => {
+        const savedChunk = pointwiseOptions.chunkBytes;
+        if (chunkBytes) pointwiseOptions.chunkBytes = chunkBytes;
+        const xs = [n, h, w, ci];
+        const fs = [1, 1, ci, co];
+        const x = randomArray(xs, seed * 7);
+        const f = randomArray(fs, seed * 7 + 1);
+        const dy = randomArray([n, h, w, co], seed++ * 7 + 2);
+        const before = tf.memory().numTensors;
+        const got = await runOn('wasm', 'Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', filterShape: fs })
+          .finally(() => { pointwiseOptions.chunkBytes = savedChunk; });
+        assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+        assertClose(got, bruteGrads(false, x, f, dy, 1, 1, 'same').dw, `filter grad ${xs} (brute force)`);
+      });
+    }
+
+    // Both forms of the filter gradient above 1x1: the convolution (8 images or more, under 128 input
+    // channels) and the im2col product (fewer images, or wider layers).
+    for (const [n, ci, stride, padName] of [[8, 6, 1, 'same'], [8, 6, 2, 'explicit asymmetric'], [9, 5, 1, 'valid'], [8, 128, 1, 'same'], [2, 6, 2, 'number 1']] as const) {
+      it(`Conv2DBackpropFilter 3x3: ${n} images, ${ci} input channels, stride ${stride}, pad ${padName}`, async () => {
+        const pad = PADS.find(([name]) => name === padName)![1];
+        const xs = [n, 9, 8, ci];
+        const fs = [3, 3, ci, 5];
+        const x = randomArray(xs, seed * 7);
+        const f = randomArray(fs, seed * 7 + 1);
+        const dy = randomArray(outShape(xs, fs, stride, 1, pad, false), seed++ * 7 + 2);
+        const got = await runOn('wasm', 'Conv2DBackpropFilter', { x, dy }, { strides: stride, pad, filterShape: fs });
+        assertClose(got, bruteGrads(false, x, f, dy, stride, 1, pad).dw, `filter grad ${xs} (brute force)`);
+      });
+    }
+
     it('Conv2DBackpropFilter on a large layer (an 11x11 kernel)', async () => {
       const xs = [2, 33, 33, 64];
       const fs = [11, 11, 64, 2];
@@ -223,18 +287,47 @@ describe('lib/engine/wasm-grad-kernels: gradient kernels for the wasm backend', 
     assert.equal(tf.memory().numBytes, bytes);
   });
 
+  it('Concat and SplitV along the last axis (SIMD moves) equal the cpu backend; other axes and dtypes fall back', async () => {
+    const a = randomArray([2, 3, 5, 4], 21);
+    const b = randomArray([2, 3, 5, 7], 22);
+    const c = randomArray([2, 3, 5, 1], 23);
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const [ta, tb, tc] = [a, b, c].map((v) => tf.tensor(v.data, v.shape));
+        const cat = tf.concat([ta, tb, tc], 3);
+        const catInner = tf.concat([ta, ta], 1);
+        const parts = tf.split(cat, [5, 6, 1], -1);
+        const even = tf.split(tb, 7, 3);
+        const ints = tf.concat([tf.cast(ta, 'int32'), tf.cast(tc, 'int32')], 3);
+        return [cat, catInner, ...parts, ...even, ints].map((t) => ({ shape: t.shape, data: Float32Array.from(t.dataSync()) }));
+      });
+    };
+    const before = tf.memory().numTensors;
+    const got = await run('wasm');
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    const want = await run('cpu');
+    await tf.setBackend('wasm');
+    got.forEach((g, i) => assert.deepEqual(g, want[i], `output ${i}`));
+  });
+
   it('ReLU6 passes the gradient exactly where 0 < x < 6 (as PyTorch), as tfjs does elsewhere', () => {
     tf.tidy(() => {
       const x = tf.tensor([-3, -1e-30, 0, 1e-30, 0.5, 5.999, 6, 6.001, 1e30, -1e30]);
       const dy = tf.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
       const [dx] = tf.grads((a: tf.Tensor) => tf.relu6(a))([x], dy);
       assert.deepEqual(Array.from(dx.dataSync()), [0, 0, 0, 4, 5, 6, 0, 0, 0, 0]);
+      // 12 values: our SIMD kernel (elementwise-wasm.ts) on wasm.
+      const x12 = tf.concat([x, tf.tensor([3, -0])]);
+      const [dx12] = tf.grads((a: tf.Tensor) => tf.relu6(a))([x12], tf.range(1, 13));
+      assert.deepEqual(Array.from(dx12.dataSync()), [0, 0, 0, 4, 5, 6, 0, 0, 0, 0, 11, 0]);
       // tfjs's own formula on random inputs (which never hit 6 exactly).
       const asTensor = (a: { shape: number[]; data: Float32Array }) => tf.tensor(a.data, a.shape);
       const r = tf.mul(asTensor(randomArray([4, 9, 9, 5], 3)), 8);
       const g = asTensor(randomArray([4, 9, 9, 5], 4));
       const want = tf.mul(g, tf.cast(tf.mul(tf.lessEqual(r, 6), tf.step(r)), 'float32'));
-      assert.deepEqual(Array.from(tf.grads((a: tf.Tensor) => tf.relu6(a))([r], g)[0].dataSync()), Array.from(want.dataSync()));
+      // (+ 0: tfjs's product leaves -0 where dy < 0, our mask +0.)
+      assert.deepEqual(Array.from(tf.grads((a: tf.Tensor) => tf.relu6(a))([r], g)[0].dataSync(), (v) => v + 0), Array.from(want.dataSync(), (v) => v + 0));
     });
   });
 
