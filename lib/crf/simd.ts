@@ -11,6 +11,7 @@
  * max or the sum of the softmax (messages are >= 0).
  */
 import { Bytes, F32, Fn, forLoop, I32, MAX_PAGES, moduleBytes, simd, V128, W } from '../runtime/wasm-emitter';
+import { EXP_CONST_COUNT, expConstants, expFloor, expOf } from '../engine/simd-ops';
 
 // ---- kernels ----
 
@@ -114,54 +115,14 @@ function blurPairsFn(nv: number): Fn {
   return { name: `blurp_${nv}`, params: [I32, I32, I32, I32, I32, I32], locals: [[6, I32], [1, V128]], code };
 }
 
-/** Constant vectors of expV and softmaxRow, kept in v128 locals (set once per call, not splatted per use). */
+/** Where the constant vectors of the exp (lib/engine/simd-ops) start among a kernel's v128 locals. */
 interface ExpConsts {
   first: number;
 }
-const EXP_COEF = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1, 1];
-/** 1.5 * 2^23: x + ROUNDER - ROUNDER rounds x (|x| < 2^22) to an integer, ties to even, as f32x4.nearest does. */
-const ROUNDER = 12582912;
-const EXP_F32 = [Math.LOG2E, 0.693359375, -2.12194440e-4, -87, ...EXP_COEF, ROUNDER];
-/** v128 locals an ExpConsts takes. */
-const EXP_LOCALS = EXP_F32.length + 1;
-
-function expConstsInit(c: ExpConsts): Bytes {
-  const out: Bytes = [];
-  EXP_F32.forEach((v, i) => out.push(...W.f32(v), ...W.fsplat, ...W.set(c.first + i)));
-  out.push(...W.i32(127 << 23), ...W.isplat, ...W.set(c.first + EXP_F32.length));
-  return out;
-}
-const cLog2e = (c: ExpConsts) => c.first;
-const cLn2hi = (c: ExpConsts) => c.first + 1;
-const cLn2lo = (c: ExpConsts) => c.first + 2;
-const cFloor = (c: ExpConsts) => c.first + 3;
-const cCoef = (c: ExpConsts, i: number) => c.first + 4 + i;
-const cRounder = (c: ExpConsts) => c.first + 4 + EXP_COEF.length;
-const cBias = (c: ExpConsts) => c.first + EXP_F32.length;
-
-/**
- * e^x for x (in local t, already >= -87) lane-wise, on the stack; uses kf. Relative error about 2e-7.
- * k = nearest(x log2 e) by the rounder: y = x log2 e + 1.5 * 2^23 holds k in its low mantissa
- * bits, so y's bits shifted left by 23 are k << 23, and 2^k is that plus 127 << 23 (x >= -87:
- * k >= -126). No float-to-int conversion (a long sequence in V8's SIMD) and no rounding
- * instruction; the same k, so the same result bit for bit as nearest + truncation.
- */
-function expV(t: number, kf: number, c: ExpConsts): Bytes {
-  const k: Bytes = [...W.get(kf), ...W.get(cRounder(c)), ...W.vsub];
-  const out: Bytes = [
-    // kf = y = x * log2 e + rounder
-    ...W.get(t), ...W.get(cLog2e(c)), ...W.vmul, ...W.get(cRounder(c)), ...W.vadd, ...W.set(kf),
-    // r = x - k * ln2_hi - k * ln2_lo
-    ...W.get(t), ...k, ...W.get(cLn2hi(c)), ...W.vmul, ...W.vsub,
-    ...k, ...W.get(cLn2lo(c)), ...W.vmul, ...W.vsub, ...W.set(t),
-  ];
-  // e^r ~ 1 + r + r^2/2 + ... + r^6/720 (Horner)
-  out.push(...W.get(cCoef(c, 0)));
-  for (let i = 1; i < EXP_COEF.length; i++) out.push(...W.get(t), ...W.vmul, ...W.get(cCoef(c, i)), ...W.vadd);
-  // * 2^k: (y's bits << 23) + (127 << 23) as float bits
-  out.push(...W.get(kf), ...W.i32(23), ...W.ishl, ...W.get(cBias(c)), ...W.iadd, ...W.vmul);
-  return out;
-}
+const cFloor = (c: ExpConsts) => expFloor(c.first);
+const expConstsInit = (c: ExpConsts): Bytes => expConstants(c.first);
+/** e^x for x (in local t, already >= -87) lane-wise, on the stack; t and kf are overwritten. */
+const expV = (t: number, kf: number, c: ExpConsts): Bytes => expOf(t, kf, c.first);
 
 /** The four lanes of v128 local t summed, on the stack. */
 const laneSum = (t: number): Bytes => [
@@ -278,7 +239,7 @@ function sliceUpdateFn(d1s: number[], nv: number): Fn {
   return {
     name: 'sliceUpdate',
     params,
-    locals: [[3 + maxD1, I32], [maxD1 + nv + 4 + EXP_LOCALS, V128]],
+    locals: [[3 + maxD1, I32], [maxD1 + nv + 4 + EXP_CONST_COUNT, V128]],
     code: [...expConstsInit(consts), ...forLoop(p, W.i32(0), W.get(n), body)],
   };
 }
@@ -333,7 +294,7 @@ function unaryFn(nv: number, logits: boolean): Fn {
   return {
     name: logits ? 'unaryLogits' : 'unaryProbs',
     params: [I32, I32, I32, I32, I32, I32, F32],
-    locals: [[3, I32], [nv + 7 + EXP_LOCALS, V128]],
+    locals: [[3, I32], [nv + 7 + EXP_CONST_COUNT, V128]],
     code: [
       ...expConstsInit(consts), ...W.get(mask), ...W.vload(0), ...W.set(mk),
       ...W.f32(-Infinity), ...W.fsplat, ...W.set(ninf), ...W.get(floor), ...W.fsplat, ...W.set(fl),
@@ -392,7 +353,7 @@ function updateFn(nvs: number[]): Fn {
   return {
     name: 'update',
     params: [I32, I32, I32, I32, I32, I32],
-    locals: [[4, I32], [total + 4 + EXP_LOCALS, V128]],
+    locals: [[4, I32], [total + 4 + EXP_CONST_COUNT, V128]],
     code: [...expConstsInit(consts), ...forLoop(p, W.get(p0), W.get(p1), body)],
   };
 }

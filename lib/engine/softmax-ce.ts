@@ -68,7 +68,7 @@ function statsFn(C: number): Fn {
     name: 'stats',
     params: [I32, I32, I32, I32],
     locals: [[2, I32], [4, F32], [2 + EXP_CONST_COUNT + 2, V128]],
-    code: [...expConstants(el), ...forLoop(p, W.i32(0), W.get(P), body)],
+    code: [...expConstants(el.consts), ...forLoop(p, W.i32(0), W.get(P), body)],
   };
 }
 
@@ -108,7 +108,7 @@ function gradFn(C: number): Fn {
     name: 'grad',
     params: [I32, I32, I32, I32, I32, I32, I32, F32],
     locals: [[4, I32], [5, F32], [2 + EXP_CONST_COUNT + 2, V128]],
-    code: [...expConstants(el), ...forLoop(p, W.i32(0), W.get(P), body)],
+    code: [...expConstants(el.consts), ...forLoop(p, W.i32(0), W.get(P), body)],
   };
 }
 
