@@ -137,7 +137,7 @@ function softmaxRow(total: number, x: number, mx: number, tmp: number, kf: numbe
   const body: Bytes = [...W.get(x), ...W.set(mx)];
   for (let v = 1; v < total; v++) body.push(...W.get(mx), ...W.get(x + v), ...W.vmax, ...W.set(mx));
   // horizontal max into all lanes
-  body.push(...W.get(mx), ...W.lane(0), ...W.get(mx), ...W.lane(1), 0x97, ...W.get(mx), ...W.lane(2), ...W.get(mx), ...W.lane(3), 0x97, 0x97, ...W.fsplat, ...W.set(mx));
+  body.push(...W.get(mx), ...W.lane(0), ...W.get(mx), ...W.lane(1), ...W.fmax, ...W.get(mx), ...W.lane(2), ...W.get(mx), ...W.lane(3), ...W.fmax, ...W.fmax, ...W.fsplat, ...W.set(mx));
   for (let v = 0; v < total; v++) {
     // x = max(msg - mx, -87), e = exp(x) * prior, summed lane-wise
     body.push(...W.get(x + v), ...W.get(mx), ...W.vsub, ...W.get(cFloor(c)), ...W.vmax, ...W.set(tmp));
@@ -277,7 +277,7 @@ function unaryFn(nv: number, logits: boolean): Fn {
   if (logits) {
     body.push(...W.get(x), ...W.set(mx));
     for (let v = 1; v < nv; v++) body.push(...W.get(mx), ...W.get(x + v), ...W.vmax, ...W.set(mx));
-    body.push(...W.get(mx), ...W.lane(0), ...W.get(mx), ...W.lane(1), 0x97, ...W.get(mx), ...W.lane(2), ...W.get(mx), ...W.lane(3), 0x97, 0x97, ...W.fsplat, ...W.set(mx));
+    body.push(...W.get(mx), ...W.lane(0), ...W.get(mx), ...W.lane(1), ...W.fmax, ...W.get(mx), ...W.lane(2), ...W.get(mx), ...W.lane(3), ...W.fmax, ...W.fmax, ...W.fsplat, ...W.set(mx));
   }
   for (let v = 0; v < nv; v++) {
     body.push(...W.get(x + v));

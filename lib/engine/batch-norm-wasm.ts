@@ -15,7 +15,6 @@
  * dispatch, a tape entry and an allocation): ~60 BN layers in MobileNetV2.
  */
 import { Bytes, Fn, forLoop, I32, V128, W } from '../runtime/wasm-emitter';
-import { X } from './simd-ops';
 import { heapKernels } from './wasm-heap';
 
 export interface BnKernels {
@@ -35,7 +34,7 @@ function reduceFn(withDy: boolean): Fn {
   const i32Count = next - params;
   const [v, d] = [next++, next++];
   const zero = (from: number, vectors: Bytes): Bytes => forLoop(t, W.i32(0), vectors, [
-    ...W.get(s), ...W.i32(from), ...W.get(CB), ...W.mul, ...W.add, ...W.get(t), ...W.i32(16), ...W.mul, ...W.add, ...X.vzero, ...W.vstore(0),
+    ...W.get(s), ...W.i32(from), ...W.get(CB), ...W.mul, ...W.add, ...W.get(t), ...W.i32(16), ...W.mul, ...W.add, ...W.vzero, ...W.vstore(0),
   ]);
   // address s + k*CB + off
   const at = (k: number): Bytes => [...W.get(s), ...W.i32(k), ...W.get(CB), ...W.mul, ...W.add, ...W.get(off), ...W.add];

@@ -11,7 +11,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Bytes, Fn, forLoop, I32, V128, W } from '../runtime/wasm-emitter';
-import { X } from './simd-ops';
 import { heapKernels, heapOffset, heapTensor } from './wasm-heap';
 
 type DwArgs = [x: number, dy: number, out: number, spare: number, n: number, h: number, w: number, c: number,
@@ -53,7 +52,7 @@ function dwFn(kh: number, kw: number, input: boolean): Fn {
     ...forLoop(t, W.i32(0), input
       ? [...W.get(N), ...W.get(H), ...W.mul, ...W.get(Wd), ...W.mul, ...W.get(CV), ...W.mul]
       : [...W.get(CV), ...W.i32(taps), ...W.mul], [
-      ...W.get(out), ...W.get(t), ...W.i32(16), ...W.mul, ...W.add, ...X.vzero, ...W.vstore(0),
+      ...W.get(out), ...W.get(t), ...W.i32(16), ...W.mul, ...W.add, ...W.vzero, ...W.vstore(0),
     ]),
   ];
   for (let j = 0; j < kw; j++) code.push(...W.i32(j), ...W.get(dw), ...W.mul, ...W.get(CB), ...W.mul, ...W.set(jo[j]));
@@ -83,7 +82,7 @@ function dwFn(kh: number, kw: number, input: boolean): Fn {
   for (let j = 0; j < kw; j++) {
     edge.push(
       ...W.get(xx), ...W.get(sw), ...W.mul, ...W.get(pl), ...W.sub, ...W.i32(j), ...W.get(dw), ...W.mul, ...W.add, ...W.set(ix),
-      ...W.get(ix), ...W.get(Wd), ...X.ltU, ...W.if,
+      ...W.get(ix), ...W.get(Wd), ...W.ltU, ...W.if,
       ...W.get(ix), ...W.get(CB), ...W.mul, ...W.set(cb),
     );
     for (let i = 0; i < kh; i++) {
@@ -123,7 +122,7 @@ function dwFn(kh: number, kw: number, input: boolean): Fn {
       // row = iy inside ? x + ((n*H + iy)*W)*CB : zero
       ...W.get(map), ...W.get(n), ...W.get(H), ...W.mul, ...W.get(iy), ...W.add, ...W.get(Wd), ...W.mul, ...W.get(CB), ...W.mul, ...W.add,
       ...W.get(zero),
-      ...W.get(iy), ...W.get(H), ...X.ltU, ...W.select, ...W.set(row[i]),
+      ...W.get(iy), ...W.get(H), ...W.ltU, ...W.select, ...W.set(row[i]),
     );
   }
   perRow.push(...forLoop(cv, W.i32(0), W.get(CV), perVector));

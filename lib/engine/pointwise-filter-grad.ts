@@ -11,7 +11,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Bytes, Fn, forLoop, I32, simd, mem, V128, W } from '../runtime/wasm-emitter';
-import { X } from './simd-ops';
 import { heapKernels, heapOffset, heapTensor } from './wasm-heap';
 
 interface PwKernels {
@@ -84,7 +83,7 @@ function pointwiseFilterGradFn(): Fn {
     ...W.get(CO), ...W.i32(3), ...W.shrU, ...W.set(nb),
     // out = 0
     ...forLoop(t, W.i32(0), [...W.get(CI), ...W.get(CO), ...W.mul, ...W.i32(2), ...W.shrU], [
-      ...W.get(out), ...W.get(t), ...W.i32(16), ...W.mul, ...W.add, ...X.vzero, ...W.vstore(0),
+      ...W.get(out), ...W.get(t), ...W.i32(16), ...W.mul, ...W.add, ...W.vzero, ...W.vstore(0),
     ]),
     ...forLoop(p0, W.i32(0), W.get(P), [
       ...perChunk,

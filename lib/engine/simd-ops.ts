@@ -1,26 +1,11 @@
 /**
- * Instructions beyond lib/runtime/wasm-emitter's set that the engine's SIMD kernels use, and the
- * f32 exponential (scalar and f32x4) of the engine's and the CRF's softmaxes: exp(x) = 2^k * p(r),
+ * The f32 exponential (scalar and f32x4) of the engine's and the CRF's softmaxes: exp(x) = 2^k * p(r),
  * k = round(x / ln 2), r = x - k ln 2 (Cody-Waite split), p the degree-6 Taylor polynomial
  * (|r| <= ln2 / 2: relative error ~2e-7, float32's rounding), 2^k built in the exponent bits.
  * x is clamped to [-87, 88].
  */
-import { Bytes, simd, W } from '../runtime/wasm-emitter';
+import { Bytes, W } from '../runtime/wasm-emitter';
 
-export const X = {
-  fsub: [0x93],
-  fmin: [0x96],
-  fmax: [0x97],
-  fnearest: [0x90],
-  i32truncF32: [0xa8],
-  f32fromBits: [0xbe],
-  ltU: [0x49],
-  geU: [0x4f],
-  gtU: [0x4b],
-  vmin: simd(0xe8),
-  vdiv: simd(0xe7),
-  vzero: [...W.f32(0), ...W.fsplat],
-};
 
 const LOG2E = 1.4426950408889634;
 const LN2_HI = 0.693359375;
@@ -82,7 +67,7 @@ export interface ExpLocals {
 
 /** f32x4 exp of the vector on the stack (clamped to [-87, 88] first), leaving the result on the stack. */
 export function vexp(l: ExpLocals): Bytes {
-  return [...W.get(cCeil(l.consts)), ...X.vmin, ...W.get(expFloor(l.consts)), ...W.vmax, ...W.set(l.r), ...expOf(l.r, l.k, l.consts)];
+  return [...W.get(cCeil(l.consts)), ...W.vmin, ...W.get(expFloor(l.consts)), ...W.vmax, ...W.set(l.r), ...expOf(l.r, l.k, l.consts)];
 }
 
 /** f32 locals for sexp: k and r scratch. */
@@ -94,13 +79,13 @@ export interface ScalarExpLocals {
 /** Scalar f32 exp of the value on the stack. */
 export function sexp(l: ScalarExpLocals): Bytes {
   const out: Bytes = [
-    ...W.f32(88), ...X.fmin, ...W.f32(-87), ...X.fmax, ...W.set(l.r),
-    ...W.get(l.r), ...W.f32(LOG2E), ...W.fmul, ...X.fnearest, ...W.set(l.k),
-    ...W.get(l.r), ...W.get(l.k), ...W.f32(LN2_HI), ...W.fmul, ...X.fsub,
-    ...W.get(l.k), ...W.f32(LN2_LO), ...W.fmul, ...X.fsub, ...W.set(l.r),
+    ...W.f32(88), ...W.fmin, ...W.f32(-87), ...W.fmax, ...W.set(l.r),
+    ...W.get(l.r), ...W.f32(LOG2E), ...W.fmul, ...W.fnearest, ...W.set(l.k),
+    ...W.get(l.r), ...W.get(l.k), ...W.f32(LN2_HI), ...W.fmul, ...W.fsub,
+    ...W.get(l.k), ...W.f32(LN2_LO), ...W.fmul, ...W.fsub, ...W.set(l.r),
     ...W.f32(POLY[0]),
   ];
   for (let i = 1; i < POLY.length; i++) out.push(...W.get(l.r), ...W.fmul, ...W.f32(POLY[i]), ...W.fadd);
-  out.push(...W.get(l.k), ...X.i32truncF32, ...W.i32(127), ...W.add, ...W.i32(23), ...W.shl, ...X.f32fromBits, ...W.fmul);
+  out.push(...W.get(l.k), ...W.i32truncF32, ...W.i32(127), ...W.add, ...W.i32(23), ...W.shl, ...W.f32fromBits, ...W.fmul);
   return out;
 }

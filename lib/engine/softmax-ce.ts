@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Bytes, F32, Fn, forLoop, I32, V128, W } from '../runtime/wasm-emitter';
-import { EXP_CONST_COUNT, expConstants, sexp, vexp, X } from './simd-ops';
+import { EXP_CONST_COUNT, expConstants, sexp, vexp } from './simd-ops';
 import { heapF32, heapKernels, heapOffset, heapTensor } from './wasm-heap';
 
 interface CeKernels {
@@ -44,13 +44,13 @@ function statsFn(C: number): Fn {
     body.push(...W.get(zb), ...W.vload(0), ...W.set(vm));
     for (let v = 1; v < nv; v++) body.push(...W.get(vm), ...W.get(zb), ...W.vload(16 * v), ...W.vmax, ...W.set(vm));
     body.push(...W.get(vm), ...W.lane(0));
-    for (let l = 1; l < 4; l++) body.push(...W.get(vm), ...W.lane(l), ...X.fmax);
+    for (let l = 1; l < 4; l++) body.push(...W.get(vm), ...W.lane(l), ...W.fmax);
     body.push(...W.set(m));
   } else {
     body.push(...W.get(zb), ...W.f32load(0), ...W.set(m));
   }
-  for (let j = nv > 0 ? 0 : 1; j < tail; j++) body.push(...W.get(m), ...W.get(zb), ...W.f32load(16 * nv + 4 * j), ...X.fmax, ...W.set(m));
-  body.push(...W.get(m), ...W.fsplat, ...W.set(vm), ...X.vzero, ...W.set(acc));
+  for (let j = nv > 0 ? 0 : 1; j < tail; j++) body.push(...W.get(m), ...W.get(zb), ...W.f32load(16 * nv + 4 * j), ...W.fmax, ...W.set(m));
+  body.push(...W.get(m), ...W.fsplat, ...W.set(vm), ...W.vzero, ...W.set(acc));
   for (let v = 0; v < nv; v++) {
     body.push(...W.get(acc), ...W.get(zb), ...W.vload(16 * v), ...W.get(vm), ...W.vsub, ...vexp(el), ...W.vadd, ...W.set(acc));
   }
@@ -58,7 +58,7 @@ function statsFn(C: number): Fn {
   for (let l = 1; l < 4; l++) body.push(...W.get(acc), ...W.lane(l), ...W.fadd);
   body.push(...W.set(sum));
   for (let j = 0; j < tail; j++) {
-    body.push(...W.get(sum), ...W.get(zb), ...W.f32load(16 * nv + 4 * j), ...W.get(m), ...X.fsub, ...sexp({ k: ek, r: er }), ...W.fadd, ...W.set(sum));
+    body.push(...W.get(sum), ...W.get(zb), ...W.f32load(16 * nv + 4 * j), ...W.get(m), ...W.fsub, ...sexp({ k: ek, r: er }), ...W.fadd, ...W.set(sum));
   }
   body.push(
     ...W.get(mOut), ...W.get(p), ...W.i32(4), ...W.mul, ...W.add, ...W.get(m), ...W.f32store(0),
@@ -97,12 +97,12 @@ function gradFn(C: number): Fn {
   }
   for (let j = 0; j < tail; j++) {
     const off = 16 * nv + 4 * j;
-    body.push(...W.get(gb), ...W.get(zb), ...W.f32load(off), ...W.get(m), ...X.fsub, ...sexp({ k: ek, r: er }), ...W.get(f), ...W.fmul, ...W.f32store(off));
+    body.push(...W.get(gb), ...W.get(zb), ...W.f32load(off), ...W.get(m), ...W.fsub, ...sexp({ k: ek, r: er }), ...W.get(f), ...W.fmul, ...W.f32store(off));
   }
   // g[label] -= w * scale
   body.push(
     ...W.get(gb), ...W.get(kIn), ...W.get(q), ...W.add, ...W.i32load(0), ...W.i32(4), ...W.mul, ...W.add, ...W.set(q),
-    ...W.get(q), ...W.get(q), ...W.f32load(0), ...W.get(wq), ...X.fsub, ...W.f32store(0),
+    ...W.get(q), ...W.get(q), ...W.f32load(0), ...W.get(wq), ...W.fsub, ...W.f32store(0),
   );
   return {
     name: 'grad',
