@@ -4,16 +4,12 @@
  * Sizes must be multiples of 4 (else the caller falls back).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Fn, forLoop, I32, simd, W } from '../runtime/wasm-emitter';
+import { Fn, forLoop, I32, W } from '../runtime/wasm-emitter';
 import { heapKernels, heapOffset, heapTensor } from './wasm-heap';
 
 interface ElementwiseKernels {
   relu6Grad(dy: number, x: number, dx: number, vectors: number): void;
 }
-
-const vlt = simd(0x43);
-const vgt = simd(0x44);
-const vand = simd(0x4e);
 
 function relu6GradFn(): Fn {
   const [dy, x, dx, n, i, off] = [0, 1, 2, 3, 4, 5];
@@ -25,9 +21,9 @@ function relu6GradFn(): Fn {
       ...W.get(i), ...W.i32(16), ...W.mul, ...W.set(off),
       ...W.get(dx), ...W.get(off), ...W.add,
       ...W.get(dy), ...W.get(off), ...W.add, ...W.vload(0),
-      ...W.get(x), ...W.get(off), ...W.add, ...W.vload(0), ...W.f32(0), ...W.fsplat, ...vgt,
-      ...W.get(x), ...W.get(off), ...W.add, ...W.vload(0), ...W.f32(6), ...W.fsplat, ...vlt,
-      ...vand, ...vand, ...W.vstore(0),
+      ...W.get(x), ...W.get(off), ...W.add, ...W.vload(0), ...W.f32(0), ...W.fsplat, ...W.vgt,
+      ...W.get(x), ...W.get(off), ...W.add, ...W.vload(0), ...W.f32(6), ...W.fsplat, ...W.vlt,
+      ...W.vand, ...W.vand, ...W.vstore(0),
     ]),
   };
 }

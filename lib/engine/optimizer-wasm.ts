@@ -9,7 +9,7 @@
  *         (a = lr/c1, b = 1/c2, lrwd = lr * weight decay)
  */
 import * as tf from '@tensorflow/tfjs';
-import { Bytes, F32, Fn, forLoop, I32, simd, W } from '../runtime/wasm-emitter';
+import { Bytes, F32, Fn, forLoop, I32, W } from '../runtime/wasm-emitter';
 import { heapF32, heapKernels, heapOffset, heapTensor } from './wasm-heap';
 
 interface OptKernels {
@@ -17,9 +17,6 @@ interface OptKernels {
   adam(w: number, g: number, m: number, v: number, wOut: number, mOut: number, vOut: number, vectors: number,
     b1: number, b2: number, a: number, b: number, eps: number, lrwd: number): void;
 }
-
-const vsqrt = simd(0xe3);
-const vdiv = simd(0xe7);
 
 function sgdFn(): Fn {
   const [w, g, buf, wOut, bufOut, n, wd, mom, lr] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
@@ -63,7 +60,7 @@ function adamFn(): Fn {
       ...at(wOut),
       ...at(w), ...W.vload(0),
       ...at(mOut), ...W.vload(0), ...splat(a), ...W.vmul,
-      ...at(vOut), ...W.vload(0), ...splat(b), ...W.vmul, ...vsqrt, ...splat(eps), ...W.vadd, ...vdiv,
+      ...at(vOut), ...W.vload(0), ...splat(b), ...W.vmul, ...W.vsqrt, ...splat(eps), ...W.vadd, ...W.vdiv,
       ...W.vsub,
       ...at(w), ...W.vload(0), ...splat(lrwd), ...W.vmul, ...W.vsub,
       ...W.vstore(0),

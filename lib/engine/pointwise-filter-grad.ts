@@ -10,7 +10,7 @@
  * Channels must be multiples of 4 (else the caller falls back).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Bytes, Fn, forLoop, I32, simd, mem, V128, W } from '../runtime/wasm-emitter';
+import { Bytes, Fn, forLoop, I32, V128, W } from '../runtime/wasm-emitter';
 import { heapKernels, heapOffset, heapTensor } from './wasm-heap';
 
 interface PwKernels {
@@ -20,7 +20,6 @@ interface PwKernels {
 /** Bytes of x and dy rows per chunk of pixels (tests make it small to cross chunk boundaries). */
 export const pointwiseOptions = { chunkBytes: 128 * 1024 };
 
-const load32Splat = (off = 0): Bytes => simd(0x09, ...mem(2, off));
 const ROWS = 4;
 
 function pointwiseFilterGradFn(): Fn {
@@ -50,7 +49,7 @@ function pointwiseFilterGradFn(): Fn {
     for (let r = 0; r < ROWS; r++) {
       for (let v = 0; v < nv; v++) {
         const a = acc[r * 2 + v];
-        body.push(...W.get(a), ...W.get(xr), ...load32Splat(4 * r), ...W.get(b[v]), ...W.vmul, ...W.vadd, ...W.set(a));
+        body.push(...W.get(a), ...W.get(xr), ...W.vload32Splat(4 * r), ...W.get(b[v]), ...W.vmul, ...W.vadd, ...W.set(a));
       }
     }
     body.push(

@@ -174,6 +174,12 @@ export const W = {
   vmax: simd(0xe9),
   vmin: simd(0xe8),
   vdiv: simd(0xe7),
+  vsqrt: simd(0xe3),
+  vlt: simd(0x43),
+  vgt: simd(0x44),
+  vand: simd(0x4e),
+  /** v128.load32_splat: one f32 from memory into every lane. */
+  vload32Splat: (off = 0): Bytes => simd(0x09, ...mem(2, off)),
   /** f32.const 0 splatted. */
   vzero: [0x43, 0, 0, 0, 0, ...simd(0x13)],
   vnearest: simd(0x6a),
